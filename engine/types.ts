@@ -1,0 +1,117 @@
+/**
+ * The engine's public contract: what one cell is, what evaluating it returns, and the errors it
+ * raises. The orchestration (activities) depends on this file only, through engine/index.ts.
+ */
+import type { DatasetSpec, ModelSpec, Scoring } from '../spec/schema.ts';
+import type { ModuleName } from '../spec/tasks.ts';
+
+export type Split = 'validation' | 'test';
+
+/** Everything one cell's result depends on, besides the model and dataset files themselves. */
+export interface CellRequest {
+  model: ModelSpec;
+  dataset: DatasetSpec;
+  module: ModuleName;
+  /** -1: every layer at once. */
+  layer: number;
+  ratio: number;
+  split: Split;
+  /** Demonstrations; undefined: the protocol's number for the task. */
+  shots?: number;
+  /** undefined: the protocol's seed for the task. */
+  seed?: number;
+  sizes: { validationPerClass?: number; testPerClass?: number };
+  scoring: Scoring;
+}
+
+export interface ExampleOutcome {
+  /** Stable index of the example within its split, as the engine draws it (same for every cell of a dataset). */
+  index: number;
+  label: number;
+  prediction: number;
+  /** One score per class or choice (log-probabilities, or mean logits in the paper's COPA mode). */
+  scores: number[];
+}
+
+export interface CellCost {
+  /** Tokens actually run through the model for this cell (prefix once + queries + choices). */
+  forwardTokens: number;
+  /** Demonstration tokens + sum of query tokens (+ sum of choice tokens): the floor forwardTokens is measured against. */
+  promptTokens: number;
+  demoTokens: number;
+  seconds: number;
+  svdSeconds: number;
+  decompositionCacheHits: number;
+  decompositionCacheMisses: number;
+  modelLoadSeconds: number;
+}
+
+export interface CellOutcome {
+  /** The cell's accuracy under its scoring option. */
+  accuracy: number;
+  /** Length-normalised accuracy (multiple choice only). */
+  accuracyNorm: number | null;
+  n: number;
+  examples: ExampleOutcome[];
+  cost: CellCost;
+}
+
+export interface ModelInfo {
+  family: 'gpt2' | 'llama' | 'gpt_neox';
+  numLayers: number;
+  /** Module names (including groups) this family supports. */
+  modules: ModuleName[];
+  /** Content hash of the model's files (not of its path or name). */
+  fingerprint: string;
+  hasPastKeyValues: boolean;
+}
+
+export interface DatasetInfo {
+  /** Content hash of the data files and the resolved task definition. */
+  fingerprint: string;
+  /** Class names in label order (choices for multiple choice). */
+  classes: string[];
+  kind: 'classification' | 'multiple-choice';
+}
+
+export interface EvaluateOptions {
+  /** Called as examples finish, e.g. to heartbeat. */
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+  /** Run every prompt in full instead of reusing the demonstration prefix's past key values (for checks and benchmarks). */
+  reusePrefix?: boolean;
+}
+
+export interface EngineOptions {
+  executionProvider: 'cpu' | 'cuda';
+  /** Where decompositions and prepared datasets are cached on disk. */
+  cacheDir: string;
+  /** Models kept loaded at once (least recently used is dropped). */
+  maxModels: number;
+  /** Upper bound of the in-memory decomposition cache. */
+  decompositionCacheBytes: number;
+  /** ONNX Runtime intra-op threads; undefined: its default. */
+  threads?: number;
+}
+
+export interface Engine {
+  evaluate(request: CellRequest, options?: EvaluateOptions): Promise<CellOutcome>;
+  describeModel(model: ModelSpec): Promise<ModelInfo>;
+  describeDataset(dataset: DatasetSpec): Promise<DatasetInfo>;
+  close(): Promise<void>;
+}
+
+/**
+ * Bad input: a missing or corrupt model, an unknown module for a family, a dataset whose labels do
+ * not match its task, too few examples. Retrying cannot help; the message names what is wrong.
+ */
+export class EngineInputError extends Error {
+  override name = 'EngineInputError';
+  constructor(
+    message: string,
+    /** What is at fault: a file path, a field, a module name. */
+    readonly subject?: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The sweep spec: one schema shared by the `sweep` workflow (which validates its input with it)
+ * and the CLI (which rejects a bad file before starting anything). Pure: no Node imports, so
+ * the workflow bundle can use it.
+ */
+import { z } from 'zod';
+import { BUILTIN_TASKS, MODULES } from './tasks.ts';
+
+const name = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]*$/, 'letters, digits, ".", "_", "-" and "/" only');
+
+export const modelSchema = z.object({
+  name,
+  /** A folder in the layout Hugging Face's ONNX exporters write (model.onnx, config.json, tokenizer.json). */
+  path: z.string().min(1),
+});
+
+/** A task for any labelled dataset: a demonstration template and one verbalizer word per label. */
+export const customTaskSchema = z.object({
+  /** One demonstration, with {field} placeholders and exactly one {answer}; the query is the text before {answer}. */
+  template: z.string().refine((t) => t.split('{answer}').length === 2, 'must contain {answer} exactly once'),
+  /** Label value (as it appears in the data) -> verbalizer word; each word must be a single token after a space. */
+  answers: z.record(z.string(), z.string().min(1)).refine((a) => Object.keys(a).length >= 2, 'needs at least two labels'),
+  labelField: z.string().min(1).default('label'),
+});
+
+export const datasetSchema = z
+  .object({
+    name,
+    /** Required with "path"; a recipe brings its own task, which this overrides when given. */
+    task: z.union([z.enum(BUILTIN_TASKS), customTaskSchema]).optional(),
+    /** A folder with train / validation / test files (Parquet, JSON Lines or CSV) in Hugging Face's layout. */
+    path: z.string().min(1).optional(),
+    /** A named dataset prepared from files that registry packages ship (e.g. "sentiment-uci/yelp"). */
+    recipe: z.string().min(1).optional(),
+  })
+  .refine((d) => (d.path === undefined) !== (d.recipe === undefined), {
+    message: 'give exactly one of "path" or "recipe"',
+    path: ['path'],
+  })
+  .refine((d) => d.path === undefined || d.task !== undefined, { message: 'a dataset given by "path" needs a "task"', path: ['task'] });
+
+const layerSchema = z.number().int().min(-1);
+
+export const scoringSchema = z.object({
+  /** Multiple choice: summed log-likelihood (acc), length-normalised (acc_norm), or the paper's mean of raw logits. */
+  multipleChoice: z.enum(['loglik', 'loglik-norm', 'mean-logits']).default('loglik'),
+  /** Exact truncated SVD (sound default) or the paper's randomized SVD (q = k, niter = 2, seeded). */
+  svd: z.enum(['exact', 'randomized']).default('exact'),
+});
+
+export const sweepSpecSchema = z
+  .object({
+    name,
+    models: z.array(modelSchema).min(1),
+    datasets: z.array(datasetSchema).min(1),
+    modules: z.array(z.enum(MODULES)).min(1),
+    /** Layer indices, -1 for "every layer at once", or "all" for each layer of the model in turn. */
+    layers: z.union([z.literal('all'), z.array(layerSchema).min(1)]),
+    ratios: z.array(z.number().min(0).lt(1)).min(1),
+    /** Demonstrations in the prompt; defaults to the protocol's number for each task. */
+    shots: z.number().int().min(0).max(64).optional(),
+    /** Seed of the shuffle that draws demonstrations and splits; defaults to the protocol's seed for each task. */
+    seed: z.number().int().min(0).optional(),
+    sizes: z
+      .object({
+        validationPerClass: z.number().int().positive().optional(),
+        testPerClass: z.number().int().positive().optional(),
+      })
+      .default({}),
+    /** Split the grid is evaluated on; with selection on, the grid runs on validation and the pick on test. */
+    split: z.enum(['validation', 'test']).default('test'),
+    scoring: scoringSchema.default({ multipleChoice: 'loglik', svd: 'exact' }),
+    /** Run the paper's Algorithm 1: pick the best cell per (model, dataset) on validation, then test it. */
+    selection: z.boolean().default(false),
+    maxInFlight: z.number().int().min(1).max(1000).default(4),
+    /** Cells finished per workflow run before it continues as new (keeps history small). */
+    continueAsNewAfter: z.number().int().min(1).default(500),
+  })
+  .superRefine((spec, ctx) => {
+    for (const [field, items] of [
+      ['models', spec.models],
+      ['datasets', spec.datasets],
+    ] as const) {
+      const seen = new Set<string>();
+      items.forEach((item, i) => {
+        if (seen.has(item.name)) ctx.addIssue({ code: 'custom', path: [field, i, 'name'], message: `duplicate name "${item.name}"` });
+        seen.add(item.name);
+      });
+    }
+  });
+
+/** What a user writes (defaults optional). */
+export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
+/** A validated spec with defaults filled in. */
+export type SweepSpec = z.output<typeof sweepSpecSchema>;
+export type ModelSpec = z.output<typeof modelSchema>;
+export type DatasetSpec = z.output<typeof datasetSchema>;
+export type CustomTask = z.output<typeof customTaskSchema>;
+export type Scoring = z.output<typeof scoringSchema>;
+
+/** One line per problem, each naming its field, e.g. `models[0].path: Required`. */
+export function formatSpecIssues(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path
+      .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+      .join('');
+    return `${path || '(spec)'}: ${issue.message}`;
+  });
+}
+
+export type SpecCheck = { ok: true; spec: SweepSpec } | { ok: false; problems: string[] };
+
+export function checkSpec(input: unknown): SpecCheck {
+  const parsed = sweepSpecSchema.safeParse(input);
+  return parsed.success ? { ok: true, spec: parsed.data } : { ok: false, problems: formatSpecIssues(parsed.error) };
+}

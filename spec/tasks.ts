@@ -1,0 +1,10 @@
+/** The tasks of the paper's protocol (../shared/docs/paper-protocol.md), by the names sweep specs use. */
+export const BUILTIN_TASKS = ['sst2', 'rte', 'cb', 'copa', 'agnews', 'emoc', 'mrpc'] as const;
+export type BuiltinTask = (typeof BUILTIN_TASKS)[number];
+
+/** The paper's module names; the last three are groups. */
+export const MODULES = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out', 'mlp', 'attn', 'all'] as const;
+export type ModuleName = (typeof MODULES)[number];
+
+/** The paper's clipping rates (xi). */
+export const PAPER_RATIOS = [0, 0.1, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995] as const;
