@@ -1,0 +1,424 @@
+/**
+ * What the activities and the CLI do with the results database. Every write is an idempotent
+ * upsert by key: a retried or duplicated activity never duplicates rows. Works on both drivers
+ * (node-postgres and PGlite). Columns of the views: db/README.md.
+ */
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import type { CellOutcome, ExampleOutcome, Split } from '../engine/types.ts';
+import type { Db } from './client.ts';
+import { cellDeltas, cellResults as cellResultsView, cells, examples, selectionResults as selectionResultsView, selections, sweepCells, sweeps } from './schema/index.ts';
+
+export { createDb, migrate, queryRows, describeUrl, DEFAULT_PGLITE_DIR, MIGRATIONS_FOLDER } from './client.ts';
+export type { Db, CreateDbOptions } from './client.ts';
+export * as schema from './schema/index.ts';
+
+/** Rows of the views (camelCase keys; the SQL columns are snake_case). */
+export type CellResultRow = typeof cellResultsView.$inferSelect;
+export type CellDeltaRow = typeof cellDeltas.$inferSelect;
+export type SelectionResultRow = typeof selectionResultsView.$inferSelect;
+export type SweepRow = typeof sweeps.$inferSelect;
+export type CellRow = typeof cells.$inferSelect;
+
+/** Keys per statement for IN lists; rows per INSERT for examples (5 parameters each). */
+const KEY_CHUNK = 1000;
+const EXAMPLE_CHUNK = 1000;
+const LINK_CHUNK = 500;
+const MAX_ERROR_CHARS = 20_000;
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Postgres text cannot hold NUL; keep error messages bounded. */
+function cleanText(s: string): string {
+  const t = s.replace(/\u0000/g, '');
+  return t.length > MAX_ERROR_CHARS ? `${t.slice(0, MAX_ERROR_CHARS)}… (truncated)` : t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweeps
+
+export interface SweepInput {
+  name: string;
+  workflowId: string;
+  /** The validated sweep spec (stored as JSON). */
+  spec: unknown;
+}
+
+/** Creates the sweep or updates its workflow id and spec (a rerun under a new workflow id keeps the row and its cells). */
+export async function upsertSweep(db: Db, sweep: SweepInput): Promise<void> {
+  await db
+    .insert(sweeps)
+    .values({ name: sweep.name, workflowId: sweep.workflowId, spec: sweep.spec as object })
+    .onConflictDoUpdate({
+      target: sweeps.name,
+      set: { workflowId: sweep.workflowId, spec: sweep.spec as object, updatedAt: sql`now()` },
+    });
+}
+
+export async function sweepByName(db: Db, name: string): Promise<SweepRow | undefined> {
+  const rows = await db.select().from(sweeps).where(eq(sweeps.name, name)).limit(1);
+  return rows[0];
+}
+
+/** All sweeps, most recently updated first. */
+export async function listSweeps(db: Db): Promise<SweepRow[]> {
+  return db.select().from(sweeps).orderBy(sql`${sweeps.updatedAt} desc`, asc(sweeps.name));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cells of a sweep
+
+/** A cell as one sweep sees it (names from the spec; module/layer as in the grid). */
+export interface SweepCellInput {
+  key: string;
+  model: string;
+  dataset: string;
+  /** Task name of the dataset; omitted: taken from the sweep's stored spec (builtin name, "custom", or null). */
+  task?: string | null;
+  module: string;
+  layer: number;
+  ratio: number;
+  split: Split;
+}
+
+function taskFromSpec(spec: unknown): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  const datasets = (spec as { datasets?: { name?: unknown; task?: unknown }[] } | null)?.datasets;
+  if (!Array.isArray(datasets)) return out;
+  for (const d of datasets) {
+    if (typeof d?.name !== 'string') continue;
+    out.set(d.name, typeof d.task === 'string' ? d.task : d.task && typeof d.task === 'object' ? 'custom' : null);
+  }
+  return out;
+}
+
+/**
+ * Records that the sweep contains these cells (idempotent; the sweep must exist: upsertSweep first).
+ * Duplicate keys in `cells` are linked once (first occurrence wins). Re-linking updates the coordinates
+ * and keeps `reused`.
+ */
+export async function linkCells(db: Db, sweepName: string, cellsIn: readonly SweepCellInput[]): Promise<void> {
+  if (cellsIn.length === 0) return;
+  const seen = new Set<string>();
+  const unique = cellsIn.filter((c) => (seen.has(c.key) ? false : (seen.add(c.key), true)));
+  let tasks: Map<string, string | null> | undefined;
+  if (unique.some((c) => c.task === undefined)) {
+    const sweep = await sweepByName(db, sweepName);
+    if (!sweep) throw new Error(`linkCells: unknown sweep "${sweepName}" (call upsertSweep first)`);
+    tasks = taskFromSpec(sweep.spec);
+  }
+  for (const part of chunks(unique, LINK_CHUNK)) {
+    await db
+      .insert(sweepCells)
+      .values(
+        part.map((c) => ({
+          sweep: sweepName,
+          cellKey: c.key,
+          model: c.model,
+          dataset: c.dataset,
+          task: c.task !== undefined ? c.task : (tasks?.get(c.dataset) ?? null),
+          module: c.module,
+          layer: c.layer,
+          ratio: c.ratio,
+          split: c.split,
+        })),
+      )
+      .onConflictDoUpdate({
+        target: [sweepCells.sweep, sweepCells.cellKey],
+        set: {
+          model: sql`excluded.model`,
+          dataset: sql`excluded.dataset`,
+          task: sql`excluded.task`,
+          module: sql`excluded.module`,
+          layer: sql`excluded.layer`,
+          ratio: sql`excluded.ratio`,
+          split: sql`excluded.split`,
+        },
+      });
+  }
+}
+
+/** The keys among `keys` whose cell is done (computed by any sweep). */
+export async function findDoneCells(db: Db, keys: readonly string[]): Promise<Set<string>> {
+  const done = new Set<string>();
+  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) {
+    const rows = await db
+      .select({ key: cells.key })
+      .from(cells)
+      .where(and(inArray(cells.key, part), eq(cells.status, 'done')));
+    for (const r of rows) done.add(r.key);
+  }
+  return done;
+}
+
+/** Marks these cells of the sweep as reused (found done instead of computed). Returns how many rows changed. */
+export async function markReused(db: Db, sweepName: string, keys: readonly string[]): Promise<number> {
+  let changed = 0;
+  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) {
+    const rows = await db
+      .update(sweepCells)
+      .set({ reused: true })
+      .where(and(eq(sweepCells.sweep, sweepName), inArray(sweepCells.cellKey, part), eq(sweepCells.reused, false)))
+      .returning({ key: sweepCells.cellKey });
+    changed += rows.length;
+  }
+  return changed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cell results
+
+/** Canonical coordinates of a cell (what its key covers). A ratio-0 cell: module "none", layer 0. */
+export interface CellCoordinates {
+  module: string;
+  layer: number;
+  ratio: number;
+  split: Split;
+  engineVersion?: string | null;
+  modelFingerprint?: string | null;
+  datasetFingerprint?: string | null;
+  shots?: number | null;
+  seed?: number | null;
+  /** Anything else the key covers (sizes, scoring, ...), stored as JSON. */
+  params?: unknown;
+}
+
+export interface CellResultInput extends CellCoordinates {
+  key: string;
+  outcome: CellOutcome;
+  worker: string;
+  startedAt: Date;
+  finishedAt: Date;
+}
+
+export interface CellFailureInput extends CellCoordinates {
+  key: string;
+  error: string;
+  worker: string;
+  startedAt?: Date;
+  finishedAt?: Date;
+}
+
+export interface CellStartInput extends CellCoordinates {
+  key: string;
+  worker: string;
+  startedAt?: Date;
+}
+
+function coordinateValues(c: CellCoordinates) {
+  return {
+    module: c.module,
+    layer: c.layer,
+    ratio: c.ratio,
+    split: c.split,
+    engineVersion: c.engineVersion ?? null,
+    modelFingerprint: c.modelFingerprint ?? null,
+    datasetFingerprint: c.datasetFingerprint ?? null,
+    shots: c.shots ?? null,
+    seed: c.seed ?? null,
+    params: (c.params ?? null) as object | null,
+  };
+}
+
+/**
+ * Stores a finished cell and its examples in one transaction: the cell row is upserted (status done,
+ * error cleared, attempts + 1) and the example rows replaced. Saving the same result twice leaves one
+ * cell row and one set of example rows.
+ */
+export async function saveCellResult(db: Db, input: CellResultInput): Promise<void> {
+  const { outcome } = input;
+  const values = {
+    ...coordinateValues(input),
+    status: 'done' as const,
+    accuracy: outcome.accuracy,
+    accuracyNorm: outcome.accuracyNorm,
+    n: outcome.n,
+    forwardTokens: Math.round(outcome.cost.forwardTokens),
+    seconds: outcome.cost.seconds,
+    cost: outcome.cost as unknown as object,
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+    worker: input.worker,
+    error: null,
+  };
+  // One row per example index (the last wins should an outcome repeat one).
+  const byIndex = new Map<number, ExampleOutcome>();
+  for (const e of outcome.examples) byIndex.set(e.index, e);
+  const rows = [...byIndex.values()].map((e) => ({ cellKey: input.key, idx: e.index, label: e.label, prediction: e.prediction, scores: e.scores }));
+  await db.transaction(async (tx) => {
+    await tx
+      .insert(cells)
+      .values({ key: input.key, ...values, attempts: 1 })
+      .onConflictDoUpdate({
+        target: cells.key,
+        set: { ...values, attempts: sql`${cells.attempts} + 1`, updatedAt: sql`now()` },
+      });
+    await tx.delete(examples).where(eq(examples.cellKey, input.key));
+    for (const part of chunks(rows, EXAMPLE_CHUNK)) {
+      // Upsert: a concurrent duplicate save that slipped in between cannot make this fail.
+      await tx
+        .insert(examples)
+        .values(part)
+        .onConflictDoUpdate({
+          target: [examples.cellKey, examples.idx],
+          set: { label: sql`excluded.label`, prediction: sql`excluded.prediction`, scores: sql`excluded.scores` },
+        });
+    }
+  });
+}
+
+/**
+ * Records a failed attempt (status failed, error, attempts + 1). Never overwrites a done cell.
+ * Returns false when the cell was already done (nothing changed).
+ */
+export async function saveCellFailure(db: Db, input: CellFailureInput): Promise<boolean> {
+  const error = cleanText(input.error);
+  const values = {
+    ...coordinateValues(input),
+    status: 'failed' as const,
+    worker: input.worker,
+    error,
+    startedAt: input.startedAt ?? null,
+    finishedAt: input.finishedAt ?? new Date(),
+  };
+  const rows = await db
+    .insert(cells)
+    .values({ key: input.key, ...values, attempts: 1 })
+    .onConflictDoUpdate({
+      target: cells.key,
+      set: { ...values, attempts: sql`${cells.attempts} + 1`, updatedAt: sql`now()` },
+      setWhere: ne(cells.status, 'done'),
+    })
+    .returning({ key: cells.key });
+  return rows.length > 0;
+}
+
+/** Optional: marks a cell running (for progress views). Never touches a done cell. Returns false when already done. */
+export async function markCellRunning(db: Db, input: CellStartInput): Promise<boolean> {
+  const values = {
+    ...coordinateValues(input),
+    status: 'running' as const,
+    worker: input.worker,
+    startedAt: input.startedAt ?? new Date(),
+    finishedAt: null,
+  };
+  const rows = await db
+    .insert(cells)
+    .values({ key: input.key, ...values })
+    .onConflictDoUpdate({ target: cells.key, set: { ...values, updatedAt: sql`now()` }, setWhere: ne(cells.status, 'done') })
+    .returning({ key: cells.key });
+  return rows.length > 0;
+}
+
+export async function cellByKey(db: Db, key: string): Promise<CellRow | undefined> {
+  const rows = await db.select().from(cells).where(eq(cells.key, key)).limit(1);
+  return rows[0];
+}
+
+/** Per-example predictions of a cell, by index (empty when the cell is not done). */
+export async function cellExamples(db: Db, key: string): Promise<ExampleOutcome[]> {
+  const rows = await db
+    .select({ index: examples.idx, label: examples.label, prediction: examples.prediction, scores: examples.scores })
+    .from(examples)
+    .where(eq(examples.cellKey, key))
+    .orderBy(asc(examples.idx));
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+const resultOrder = (v: typeof cellResultsView | typeof cellDeltas) => [asc(v.model), asc(v.dataset), asc(v.split), asc(v.module), asc(v.layer), asc(v.ratio), asc(v.cellKey)];
+
+/** Rows of the cell_results view for the sweep, ordered by model, dataset, split, module, layer, ratio. */
+export async function cellResults(db: Db, sweepName: string): Promise<CellResultRow[]> {
+  return db.select().from(cellResultsView).where(eq(cellResultsView.sweep, sweepName)).orderBy(...resultOrder(cellResultsView));
+}
+
+/** Rows of the cell_deltas view for the sweep (same order as cellResults). */
+export async function cellDeltaRows(db: Db, sweepName: string): Promise<CellDeltaRow[]> {
+  return db.select().from(cellDeltas).where(eq(cellDeltas.sweep, sweepName)).orderBy(...resultOrder(cellDeltas));
+}
+
+export interface SweepCounts {
+  total: number;
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+  reused: number;
+}
+
+/** Cell counts of the sweep by status (from cell_results). */
+export async function sweepCounts(db: Db, sweepName: string): Promise<SweepCounts> {
+  const rows = await db
+    .select({
+      status: cellResultsView.status,
+      n: sql<number>`count(*)::int`,
+      reused: sql<number>`(count(*) filter (where ${cellResultsView.reused}))::int`,
+    })
+    .from(cellResultsView)
+    .where(eq(cellResultsView.sweep, sweepName))
+    .groupBy(cellResultsView.status);
+  const out: SweepCounts = { total: 0, pending: 0, running: 0, done: 0, failed: 0, reused: 0 };
+  for (const r of rows) {
+    const n = Number(r.n);
+    out.total += n;
+    out.reused += Number(r.reused);
+    if (r.status === 'pending' || r.status === 'running' || r.status === 'done' || r.status === 'failed') out[r.status] += n;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selections (issue 6)
+
+export interface SelectionInput {
+  model: string;
+  dataset: string;
+  module: string;
+  layer: number;
+  ratio: number;
+  validationAccuracy: number;
+  validationCellKey: string;
+  /** Test cell of the unpruned model. */
+  baselineCellKey: string;
+  /** Test cell of the selected (module, layer, ratio). */
+  selectedCellKey: string;
+}
+
+/** Upserts one selection per (sweep, model, dataset) (idempotent; the sweep must exist). */
+export async function saveSelections(db: Db, sweepName: string, rows: readonly SelectionInput[]): Promise<void> {
+  if (rows.length === 0) return;
+  const byKey = new Map<string, SelectionInput>();
+  for (const r of rows) byKey.set(JSON.stringify([r.model, r.dataset]), r); // last wins within one call
+  for (const part of chunks([...byKey.values()], LINK_CHUNK)) {
+    await db
+      .insert(selections)
+      .values(part.map((r) => ({ sweep: sweepName, ...r })))
+      .onConflictDoUpdate({
+        target: [selections.sweep, selections.model, selections.dataset],
+        set: {
+          module: sql`excluded.module`,
+          layer: sql`excluded.layer`,
+          ratio: sql`excluded.ratio`,
+          validationAccuracy: sql`excluded.validation_accuracy`,
+          validationCellKey: sql`excluded.validation_cell_key`,
+          baselineCellKey: sql`excluded.baseline_cell_key`,
+          selectedCellKey: sql`excluded.selected_cell_key`,
+        },
+      });
+  }
+}
+
+/** Rows of the selection_results view for the sweep, by model and dataset. */
+export async function selectionResults(db: Db, sweepName: string): Promise<SelectionResultRow[]> {
+  return db
+    .select()
+    .from(selectionResultsView)
+    .where(eq(selectionResultsView.sweep, sweepName))
+    .orderBy(asc(selectionResultsView.model), asc(selectionResultsView.dataset));
+}

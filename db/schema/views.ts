@@ -1,0 +1,61 @@
+/**
+ * Views for SQL users (a stable, public interface: columns are only ever added, never renamed or
+ * removed). They are created by the custom migration db/migrations/*_views.sql; these declarations
+ * (`.existing()`, so drizzle-kit leaves them alone) only give typed queries. Columns: db/README.md.
+ */
+import { boolean, doublePrecision, integer, pgView, text, bigint } from 'drizzle-orm/pg-core';
+
+const cellResultColumns = {
+  sweep: text('sweep').notNull(),
+  model: text('model').notNull(),
+  dataset: text('dataset').notNull(),
+  task: text('task'),
+  module: text('module').notNull(),
+  layer: integer('layer').notNull(),
+  ratio: doublePrecision('ratio').notNull(),
+  split: text('split').notNull(),
+  accuracy: doublePrecision('accuracy'),
+  accuracyNorm: doublePrecision('accuracy_norm'),
+  n: integer('n'),
+  /** pending (not started), running, done or failed. */
+  status: text('status').notNull(),
+  error: text('error'),
+  reused: boolean('reused').notNull(),
+  seconds: doublePrecision('seconds'),
+  forwardTokens: bigint('forward_tokens', { mode: 'number' }),
+  worker: text('worker'),
+  cellKey: text('cell_key').notNull(),
+};
+
+/** One row per (sweep, cell): coordinates as the sweep sees them, results from the shared cell. */
+export const cellResults = pgView('cell_results', cellResultColumns).existing();
+
+/** cell_results + the ratio-0 cell of the same sweep, model, dataset and split, and the difference. */
+export const cellDeltas = pgView('cell_deltas', {
+  ...cellResultColumns,
+  baselineCellKey: text('baseline_cell_key'),
+  baselineAccuracy: doublePrecision('baseline_accuracy'),
+  delta: doublePrecision('delta'),
+}).existing();
+
+/** One row per selection, with the test accuracy and n of the baseline and of the selected cell. */
+export const selectionResults = pgView('selection_results', {
+  sweep: text('sweep').notNull(),
+  model: text('model').notNull(),
+  dataset: text('dataset').notNull(),
+  task: text('task'),
+  module: text('module').notNull(),
+  layer: integer('layer').notNull(),
+  ratio: doublePrecision('ratio').notNull(),
+  validationAccuracy: doublePrecision('validation_accuracy').notNull(),
+  validationCellKey: text('validation_cell_key').notNull(),
+  baselineCellKey: text('baseline_cell_key').notNull(),
+  baselineStatus: text('baseline_status').notNull(),
+  baselineAccuracy: doublePrecision('baseline_accuracy'),
+  baselineN: integer('baseline_n'),
+  selectedCellKey: text('selected_cell_key').notNull(),
+  selectedStatus: text('selected_status').notNull(),
+  selectedAccuracy: doublePrecision('selected_accuracy'),
+  selectedN: integer('selected_n'),
+  delta: doublePrecision('delta'),
+}).existing();
