@@ -79,6 +79,10 @@ export const sweepSpecSchema = z
     maxInFlight: z.number().int().min(1).max(1000).default(4),
     /** Cells finished per workflow run before it continues as new (keeps history small). */
     continueAsNewAfter: z.number().int().min(1).default(500),
+    /** A cell whose worker sends no heartbeat for this long (e.g. a killed machine) is retried elsewhere. */
+    heartbeatTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+    /** Attempts per cell for transient faults (bad input is never retried); then the cell is recorded as failed. */
+    cellAttempts: z.number().int().min(1).max(100).default(5),
   })
   .superRefine((spec, ctx) => {
     for (const [field, items] of [

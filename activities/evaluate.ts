@@ -1,0 +1,89 @@
+/**
+ * evaluateCell: one cell on this worker's engine. Runs on the cells (GPU) task queue.
+ * - Heartbeats { done, total } examples as the engine reports progress, and on a timer while it
+ *   loads a model or decomposes weights, so a killed worker's cell is retried elsewhere after the
+ *   heartbeat timeout, and a cancelled sweep reaches the cell within one heartbeat.
+ * - EngineInputError (bad model file, unknown module, ...) -> non-retryable ApplicationFailure
+ *   with the engine's message; anything else is transient and retried by the workflow's policy.
+ * - A cell already stored (by an earlier attempt or an overlapping sweep) is not recomputed.
+ */
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { EngineInputError } from '../engine/types.ts';
+import { findDoneCells, markCellRunning, markReused, saveCellFailure, saveCellResult } from '../db/queries.ts';
+import type { EvaluateCellInput, EvaluateCellResult } from './types.ts';
+import type { ActivityContext } from './context.ts';
+
+export function evaluateActivities(ctx: ActivityContext) {
+  return {
+    async evaluateCell({ sweep, cell, request, identity }: EvaluateCellInput): Promise<EvaluateCellResult> {
+      const actx = Context.current();
+      const labels = { sweep, model: cell.model, dataset: cell.dataset };
+      const reused = async (): Promise<EvaluateCellResult> => {
+        await markReused(ctx.db, sweep, [cell.key]);
+        ctx.metrics.cellsReused(labels, 1);
+        return { status: 'reused', accuracy: null, n: null, seconds: 0 };
+      };
+      // Stored meanwhile (an overlapping sweep, or an earlier attempt that died after saving): nothing to compute.
+      if ((await findDoneCells(ctx.db, [cell.key])).has(cell.key)) return await reused();
+
+      let progress = { done: 0, total: 0, attempt: actx.info.attempt };
+      actx.heartbeat(progress);
+      const startedAt = new Date();
+      const coordinates = { key: cell.key, module: cell.module, layer: cell.layer, ratio: cell.ratio, split: cell.split, ...identity };
+      // Visible as "running" in cell_results; false: it became done meanwhile (a duplicate attempt).
+      if (!(await markCellRunning(ctx.db, { ...coordinates, worker: ctx.workerName, startedAt }))) return await reused();
+      ctx.metrics.cellStarted(labels);
+      const every = ctx.heartbeatEverySeconds !== undefined ? ctx.heartbeatEverySeconds * 1000 : Math.max(200, Math.min(5000, (actx.info.heartbeatTimeoutMs ?? 30_000) / 3));
+      const timer = setInterval(() => actx.heartbeat(progress), every);
+      try {
+        const evaluation = ctx.engine.evaluate(request, {
+          signal: actx.cancellationSignal,
+          onProgress: (done, total) => {
+            progress = { done, total, attempt: actx.info.attempt };
+            actx.heartbeat(progress);
+          },
+        });
+        evaluation.catch(() => {}); // when cancellation wins the race below
+        // Cancellation wins even if the engine does not watch the signal.
+        const outcome = await Promise.race([evaluation, actx.cancelled]);
+        const finishedAt = new Date();
+        await saveCellResult(ctx.db, {
+          ...coordinates,
+          outcome,
+          worker: ctx.workerName,
+          startedAt,
+          finishedAt,
+        });
+        const seconds = (finishedAt.getTime() - startedAt.getTime()) / 1000;
+        const { cost } = outcome;
+        ctx.metrics.cellCompleted(labels, seconds);
+        ctx.metrics.examplesEvaluated(labels, outcome.n);
+        ctx.metrics.forwardTokens(labels, cost.forwardTokens, Math.max(0, cost.seconds - cost.svdSeconds));
+        ctx.metrics.decomposition(cost.decompositionCacheHits, cost.decompositionCacheMisses, cost.svdSeconds);
+        if (cost.modelLoadSeconds > 0) ctx.metrics.modelLoad(cost.modelLoadSeconds);
+        return { status: 'done', accuracy: outcome.accuracy, n: outcome.n, seconds };
+      } catch (err) {
+        ctx.metrics.cellFailed(labels);
+        if (actx.cancellationSignal.aborted) {
+          const reason = (actx.cancellationSignal.reason as Error | undefined)?.message;
+          if (reason === 'WORKER_SHUTDOWN') {
+            // This worker is stopping and its grace time ran out: a retryable failure, so another worker takes the cell.
+            throw ApplicationFailure.retryable(`worker ${ctx.workerName} shut down during the cell`, 'WorkerShutdown');
+          }
+          if (reason === 'CANCELLED') {
+            // The sweep was cancelled: say so instead of "running" forever.
+            await saveCellFailure(ctx.db, { ...coordinates, error: 'cancelled', worker: ctx.workerName, startedAt }).catch(() => {});
+          }
+          throw err instanceof CancelledFailure ? err : new CancelledFailure(reason ?? 'cancelled');
+        }
+        if (err instanceof EngineInputError || (err instanceof Error && err.name === 'EngineInputError')) {
+          const subject = (err as EngineInputError).subject;
+          throw ApplicationFailure.create({ type: 'EngineInputError', message: err.message, nonRetryable: true, details: subject ? [subject] : [] });
+        }
+        throw err;
+      } finally {
+        clearInterval(timer);
+      }
+    },
+  };
+}

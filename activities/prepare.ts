@@ -1,0 +1,94 @@
+/** prepareSweep: fingerprints and layer counts of the spec's models and datasets; registers the sweep. */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import type { ModuleName } from '../spec/tasks.ts';
+import { EngineInputError } from '../engine/types.ts';
+import { upsertSweep } from '../db/queries.ts';
+import { gridProblems, type PreparedModel, type PreparedSweep } from '../spec/cells.ts';
+import type { PrepareSweepInput } from './types.ts';
+import type { ActivityContext } from './context.ts';
+
+/**
+ * Identity of a model folder the engine rejects: a content hash of its files (so fixing a file gives
+ * new cells) and the layer count from config.json when readable. null when there is no such folder.
+ */
+async function describeBrokenModel(dir: string, modules: ModuleName[]): Promise<Omit<PreparedModel, 'name' | 'broken'> | null> {
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) return null;
+    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort();
+  } catch {
+    return null;
+  }
+  if (!names.includes('config.json')) return null;
+  const hash = createHash('sha256');
+  for (const name of names) {
+    hash.update(`${name}\u0000`);
+    for await (const chunk of createReadStream(join(dir, name))) hash.update(chunk as Buffer);
+    hash.update('\u0000');
+  }
+  let numLayers = 1;
+  let family = 'unknown';
+  try {
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const n = config.num_hidden_layers ?? config.n_layer ?? config.num_layers;
+    if (typeof n === 'number' && Number.isInteger(n) && n > 0) numLayers = n;
+    if (typeof config.model_type === 'string') family = config.model_type;
+  } catch {
+    /* unreadable config: one layer */
+  }
+  return { fingerprint: `unusable:${hash.digest('hex')}`, numLayers, family, modules: [...modules] };
+}
+
+function isInputError(err: unknown): err is Error {
+  return err instanceof EngineInputError || (err instanceof Error && err.name === 'EngineInputError');
+}
+
+export function prepareActivities(ctx: ActivityContext) {
+  return {
+    async prepareSweep({ spec, workflowId }: PrepareSweepInput): Promise<PreparedSweep> {
+      const problems: string[] = [];
+      const prepared: PreparedSweep = { engineVersion: ctx.engineVersion, models: [], datasets: [] };
+      // Input errors are collected (every problem by field); anything else is transient and retried.
+      for (const [i, model] of spec.models.entries()) {
+        heartbeat({ model: model.name });
+        try {
+          const info = await ctx.engine.describeModel(model);
+          prepared.models.push({ name: model.name, fingerprint: info.fingerprint, numLayers: info.numLayers, family: info.family, modules: info.modules });
+        } catch (err) {
+          if (!isInputError(err)) throw err;
+          // A folder that is there but unusable (corrupt or incomplete files): its cells fail one by one with
+          // the engine's reason and the rest of the sweep goes on. A missing folder is a mistake in the spec.
+          const broken = await describeBrokenModel(model.path, spec.modules);
+          if (broken) prepared.models.push({ name: model.name, ...broken, broken: err.message });
+          else problems.push(`models[${i}].path: ${err.message}`);
+        }
+      }
+      for (const [i, dataset] of spec.datasets.entries()) {
+        heartbeat({ dataset: dataset.name });
+        try {
+          const info = await ctx.engine.describeDataset(dataset);
+          prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint });
+        } catch (err) {
+          if (!isInputError(err)) throw err;
+          const field = dataset.path !== undefined ? 'path' : 'recipe';
+          problems.push(`datasets[${i}].${field}: ${err.message}`);
+        }
+      }
+      if (problems.length === 0) problems.push(...gridProblems(spec, prepared));
+      if (problems.length > 0) {
+        throw ApplicationFailure.create({
+          type: 'InvalidSpec',
+          nonRetryable: true,
+          message: `invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+          details: [problems],
+        });
+      }
+      await upsertSweep(ctx.db, { name: spec.name, workflowId, spec });
+      return prepared;
+    },
+  };
+}

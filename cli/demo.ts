@@ -1,0 +1,136 @@
+/**
+ * `demo`: a real sweep on a fresh machine with no services set up by hand.
+ *  1. a local Temporal dev server (the `temporal` CLI on PATH or $TEMPORAL_CLI; otherwise the SDK
+ *     downloads one), unless --temporal-address points at a running one;
+ *  2. the results database: DATABASE_URL, or an embedded PGlite database under ./data/pglite;
+ *  3. an in-process worker (worker/create.ts, as `npm run worker`);
+ *  4. a small sweep on embedded defaults (or --spec FILE), with a progress bar and the accuracy table.
+ */
+import { accessSync, constants, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Client } from '@temporalio/client';
+import { createDb, migrate } from '../db/client.ts';
+import { checkSpec, type SweepSpecInput } from '../spec/schema.ts';
+import { workerConfigFromEnv } from '../worker/config.ts';
+import { createSweepWorker } from '../worker/create.ts';
+import { connectTemporal } from './client.ts';
+import { followAndReport } from './main.ts';
+import { formatProblems, readSpecFile } from './spec-file.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The demo's default sweep: small enough for about a minute on two CPU cores. */
+export function demoSpec(name = 'demo'): SweepSpecInput {
+  return {
+    name,
+    models: [{ name: 'gpt2-tiny', path: path.join(ROOT, 'test/fixtures/models/gpt2') }],
+    datasets: [{ name: 'sst2-tiny', task: 'sst2', path: path.join(ROOT, 'test/fixtures/datasets/sst2') }],
+    modules: ['q_proj', 'fc_in', 'fc_out'],
+    layers: 'all',
+    ratios: [0, 0.5, 0.9, 0.99],
+    shots: 4,
+    sizes: { validationPerClass: 8, testPerClass: 8 },
+    maxInFlight: 2,
+  };
+}
+
+function findOnPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const file = path.join(dir, name);
+    try {
+      accessSync(file, constants.X_OK);
+      return file;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+export async function runDemo(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'temporal-address': { type: 'string' },
+      spec: { type: 'string' },
+      name: { type: 'string', default: 'demo' },
+      limit: { type: 'string', default: '200' },
+    },
+  });
+  const input: unknown = values.spec ? await readSpecFile(values.spec) : demoSpec(values.name);
+  const check = checkSpec(input);
+  if (!check.ok) {
+    process.stderr.write(formatProblems(values.spec ?? '(demo spec)', check.problems));
+    return 2;
+  }
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    let client: Client;
+    let address: string;
+    let connection;
+    if (values['temporal-address']) {
+      address = values['temporal-address'];
+      const c = await connectTemporal({ address, namespace: process.env.TEMPORAL_NAMESPACE || 'default' });
+      cleanup.push(c.close);
+      client = c.client;
+    } else {
+      const cli = process.env.TEMPORAL_CLI || findOnPath('temporal');
+      log(cli ? `starting a local Temporal dev server (${cli}) ...` : 'starting a local Temporal dev server (downloading the temporal CLI once) ...');
+      const env = await TestWorkflowEnvironment.createLocal({
+        server: {
+          executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
+          ip: '127.0.0.1',
+          ui: false,
+          log: { format: 'pretty', level: 'warn' },
+        },
+      });
+      cleanup.push(() => env.teardown());
+      client = env.client;
+      connection = env.nativeConnection;
+      address = (env.connection as unknown as { options?: { address?: string } }).options?.address ?? 'local dev server';
+      log(`Temporal dev server up at ${address} (it stops when the demo ends)`);
+    }
+
+    const db = await createDb();
+    cleanup.push(() => db.close());
+    await migrate(db);
+    if (db.driver === 'pglite') {
+      log(`results database: embedded PGlite in ${path.relative(process.cwd(), db.location) || db.location}`);
+      log(`  query it later with:  npx tsx cli/main.ts sql "select * from cell_results where sweep = '${check.spec.name}'"`);
+    } else {
+      log(`results database: ${db.location} (DATABASE_URL)`);
+    }
+
+    const taskQueue = `icl-sweep-demo`;
+    const config = {
+      ...workerConfigFromEnv(),
+      taskQueue,
+      metricsPort: undefined,
+      temporal: { address, namespace: process.env.TEMPORAL_NAMESPACE || 'default' },
+    };
+    const worker = await createSweepWorker(config, { db, ...(connection ? { connection } : {}) });
+    const running = worker.run();
+    running.catch((err) => log(`worker stopped: ${(err as Error).message}`));
+    cleanup.push(async () => {
+      worker.shutdown();
+      await running.catch(() => {});
+    });
+    log(`worker ${config.workerName} polling ${taskQueue} (engine ${worker.context.engineVersion})`);
+
+    for (const m of check.spec.models) if (!existsSync(m.path)) log(`warning: model folder ${m.path} does not exist`);
+    const workflowId = `${check.spec.name}-${Date.now().toString(36)}`;
+    await client.workflow.start('sweep', { taskQueue, workflowId, args: [input] });
+    log(`sweep "${check.spec.name}" started as workflow ${workflowId}`);
+    return await followAndReport(client, workflowId, { limit: Number(values.limit), db });
+  } finally {
+    for (const fn of cleanup.reverse()) await fn().catch(() => {});
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Cells and their identity. Pure and deterministic: the `sweep` workflow runs this inside
+ * Temporal's sandbox, so no Node imports, no clocks, no randomness.
+ *
+ * A cell is one (model, dataset, module, layer, ratio, split) point of a grid. Its key is the
+ * sha256 of the canonical JSON of everything its result depends on (file fingerprints, protocol,
+ * engine version), so a cell computed once is reused by every later sweep that contains it.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import type { SweepSpec } from './schema.ts';
+import type { ModuleName } from './tasks.ts';
+
+export type Split = 'validation' | 'test';
+/** Module of the canonical unpruned (ratio 0) cell. */
+export const BASELINE_MODULE = 'none';
+export type CellModule = ModuleName | typeof BASELINE_MODULE;
+
+/** What the prepare activity learned about a model (engine.describeModel). */
+export interface PreparedModel {
+  name: string;
+  fingerprint: string;
+  numLayers: number;
+  family: string;
+  /** Module names (groups included) the model's family supports. */
+  modules: ModuleName[];
+  /** Set when the engine rejected the model's files (corrupt, incomplete): its cells run and fail with this reason. */
+  broken?: string;
+}
+
+/** What the prepare activity learned about a dataset (engine.describeDataset). */
+export interface PreparedDataset {
+  name: string;
+  fingerprint: string;
+}
+
+export interface PreparedSweep {
+  engineVersion: string;
+  models: PreparedModel[];
+  datasets: PreparedDataset[];
+}
+
+export interface CellCoordinates {
+  model: string;
+  dataset: string;
+  module: CellModule;
+  layer: number;
+  ratio: number;
+  split: Split;
+}
+
+export interface Cell extends CellCoordinates {
+  key: string;
+}
+
+/** Everything a cell's result depends on; the key hashes exactly this. */
+export interface CellIdentity {
+  engineVersion: string;
+  modelFingerprint: string;
+  datasetFingerprint: string;
+  module: CellModule;
+  layer: number;
+  ratio: number;
+  split: Split;
+  shots: number | null;
+  seed: number | null;
+  sizes: { validationPerClass: number | null; testPerClass: number | null };
+  scoring: { multipleChoice: string; svd: string };
+}
+
+/** JSON with object keys sorted at every level; `undefined` members are dropped, -0 becomes 0. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') {
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) throw new Error(`canonicalJson: non-finite number ${value}`);
+      return JSON.stringify(Object.is(value, -0) ? 0 : value);
+    }
+    if (value === undefined) return 'null';
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/**
+ * The identity of a cell, canonicalised: a ratio-0 cell is the unpruned model whatever its module
+ * and layer (and whatever SVD it would have used), so it gets module "none", layer 0, svd "none".
+ */
+export function cellIdentity(
+  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
+  engineVersion: string,
+  model: Pick<PreparedModel, 'fingerprint'>,
+  dataset: Pick<PreparedDataset, 'fingerprint'>,
+  point: { module: CellModule; layer: number; ratio: number; split: Split },
+): CellIdentity {
+  const baseline = point.ratio === 0;
+  return {
+    engineVersion,
+    modelFingerprint: model.fingerprint,
+    datasetFingerprint: dataset.fingerprint,
+    module: baseline ? BASELINE_MODULE : point.module,
+    layer: baseline ? 0 : point.layer,
+    ratio: baseline ? 0 : point.ratio,
+    split: point.split,
+    shots: spec.shots ?? null,
+    seed: spec.seed ?? null,
+    sizes: {
+      validationPerClass: spec.sizes?.validationPerClass ?? null,
+      testPerClass: spec.sizes?.testPerClass ?? null,
+    },
+    scoring: { multipleChoice: spec.scoring.multipleChoice, svd: baseline ? 'none' : spec.scoring.svd },
+  };
+}
+
+export function cellKey(identity: CellIdentity): string {
+  return bytesToHex(sha256(utf8ToBytes(canonicalJson(identity))));
+}
+
+/** The layers a model is swept over: "all" is each layer in turn; a list is taken as given. */
+export function layersFor(spec: Pick<SweepSpec, 'layers'>, model: Pick<PreparedModel, 'numLayers'>): number[] {
+  if (spec.layers === 'all') return Array.from({ length: model.numLayers }, (_, i) => i);
+  return [...spec.layers];
+}
+
+/** Problems of a valid spec that only the models can reveal (layer out of range, module no model has), by field. */
+export function gridProblems(spec: SweepSpec, prepared: PreparedSweep): string[] {
+  const problems: string[] = [];
+  if (spec.layers !== 'all') {
+    spec.layers.forEach((layer, i) => {
+      for (const m of prepared.models) {
+        if (!m.broken && layer >= m.numLayers) {
+          problems.push(`layers[${i}]: layer ${layer} is out of range for model "${m.name}" (${m.numLayers} layers: 0..${m.numLayers - 1}, or -1 for every layer)`);
+        }
+      }
+    });
+  }
+  spec.modules.forEach((module, i) => {
+    if (!prepared.models.some((m) => !m.broken && m.modules.includes(module)) && prepared.models.some((m) => !m.broken)) {
+      const families = [...new Set(prepared.models.map((m) => m.family))].join(', ');
+      problems.push(`modules[${i}]: "${module}" is not a module of any model in the sweep (families: ${families})`);
+    }
+  });
+  return problems;
+}
+
+/**
+ * Expands a spec into its cells for one split, in grid order: model-major, then dataset, module,
+ * layer, ratio (all ratios of one matrix back to back, so they share one decomposition).
+ * A module the model's family lacks (e.g. fc_up on GPT-2) is skipped for that model.
+ * Cells with the same key (every ratio-0 point of a (model, dataset)) appear once, where first met,
+ * with the canonical coordinates (module "none", layer 0).
+ */
+export function expandCells(spec: SweepSpec, prepared: PreparedSweep, split: Split): Cell[] {
+  const cells: Cell[] = [];
+  const seen = new Set<string>();
+  const datasets = new Map(prepared.datasets.map((d) => [d.name, d]));
+  const models = new Map(prepared.models.map((m) => [m.name, m]));
+  for (const modelSpec of spec.models) {
+    const model = models.get(modelSpec.name);
+    if (!model) throw new Error(`expandCells: model "${modelSpec.name}" was not prepared`);
+    const layers = layersFor(spec, model);
+    for (const datasetSpec of spec.datasets) {
+      const dataset = datasets.get(datasetSpec.name);
+      if (!dataset) throw new Error(`expandCells: dataset "${datasetSpec.name}" was not prepared`);
+      for (const module of spec.modules) {
+        if (!model.modules.includes(module)) continue;
+        for (const layer of layers) {
+          for (const ratio of spec.ratios) {
+            const cell = makeCell(spec, prepared.engineVersion, model, dataset, { module, layer, ratio, split });
+            if (seen.has(cell.key)) continue;
+            seen.add(cell.key);
+            cells.push(cell);
+          }
+        }
+      }
+    }
+  }
+  return cells;
+}
+
+/** One cell, with canonical coordinates for a ratio-0 point. */
+export function makeCell(
+  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
+  engineVersion: string,
+  model: Pick<PreparedModel, 'name' | 'fingerprint'>,
+  dataset: Pick<PreparedDataset, 'name' | 'fingerprint'>,
+  point: { module: CellModule; layer: number; ratio: number; split: Split },
+): Cell {
+  const identity = cellIdentity(spec, engineVersion, model, dataset, point);
+  return {
+    key: cellKey(identity),
+    model: model.name,
+    dataset: dataset.name,
+    module: identity.module,
+    layer: identity.layer,
+    ratio: identity.ratio,
+    split: point.split,
+  };
+}
+
+/** The baseline (unpruned) cell of a (model, dataset, split). */
+export function baselineCell(
+  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
+  prepared: PreparedSweep,
+  modelName: string,
+  datasetName: string,
+  split: Split,
+): Cell {
+  const model = prepared.models.find((m) => m.name === modelName);
+  const dataset = prepared.datasets.find((d) => d.name === datasetName);
+  if (!model || !dataset) throw new Error(`baselineCell: unknown model "${modelName}" or dataset "${datasetName}"`);
+  return makeCell(spec, prepared.engineVersion, model, dataset, { module: BASELINE_MODULE, layer: 0, ratio: 0, split });
+}

@@ -1,0 +1,158 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { baselineCell, canonicalJson, cellIdentity, cellKey, expandCells, gridProblems, makeCell, type PreparedSweep } from '../../spec/cells.ts';
+import { checkSpec, type SweepSpec } from '../../spec/schema.ts';
+
+function spec(over: Record<string, unknown> = {}): SweepSpec {
+  const r = checkSpec({
+    name: 's',
+    models: [{ name: 'a', path: '/m/a' }, { name: 'b', path: '/m/b' }],
+    datasets: [{ name: 'd1', task: 'sst2', path: '/d/1' }, { name: 'd2', task: 'rte', path: '/d/2' }],
+    modules: ['q_proj', 'fc_up'],
+    layers: 'all',
+    ratios: [0, 0.5, 0.9],
+    ...over,
+  });
+  if (!r.ok) throw new Error(r.problems.join('\n'));
+  return r.spec;
+}
+
+const prepared: PreparedSweep = {
+  engineVersion: '1.0.0',
+  models: [
+    { name: 'a', fingerprint: 'fa', numLayers: 2, family: 'llama', modules: ['q_proj', 'fc_up', 'all'] },
+    { name: 'b', fingerprint: 'fb', numLayers: 3, family: 'gpt2', modules: ['q_proj', 'all'] },
+  ],
+  datasets: [
+    { name: 'd1', fingerprint: 'f1' },
+    { name: 'd2', fingerprint: 'f2' },
+  ],
+};
+
+const point = { module: 'q_proj' as const, layer: 1, ratio: 0.5, split: 'test' as const };
+
+describe('cell keys', () => {
+  const base = spec();
+  const key = (s = base, p: typeof prepared = prepared, pt: Parameters<typeof cellIdentity>[4] = point, version = '1.0.0') =>
+    cellKey(cellIdentity(s, version, p.models[0], p.datasets[0], pt));
+
+  it('is a stable sha256 hex of canonical JSON', () => {
+    expect(key()).toMatch(/^[0-9a-f]{64}$/);
+    expect(key()).toBe(key());
+    // Pinned: a change here silently orphans every stored result; bump ENGINE_VERSION instead.
+    const canonical =
+      '{"datasetFingerprint":"f1","engineVersion":"1.0.0","layer":1,"modelFingerprint":"fa","module":"q_proj","ratio":0.5,' +
+      '"scoring":{"multipleChoice":"loglik","svd":"exact"},"seed":null,"shots":null,"sizes":{"testPerClass":null,"validationPerClass":null},"split":"test"}';
+    expect(canonicalJson(cellIdentity(base, '1.0.0', prepared.models[0], prepared.datasets[0], point))).toBe(canonical);
+    expect(key()).toBe(createHash('sha256').update(canonical).digest('hex'));
+    expect(key()).toBe('23368cab36a8ddc52a38d8927e285511ab107aa80ee0070c2df38b5ccbca5f4d');
+  });
+
+  it('does not depend on key order or names/paths, only on content', () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":1}');
+    const renamed = spec({ models: [{ name: 'other', path: '/elsewhere' }, { name: 'b', path: '/m/b' }] });
+    expect(cellKey(cellIdentity(renamed, '1.0.0', { fingerprint: 'fa' }, { fingerprint: 'f1' }, point))).toBe(key());
+  });
+
+  it('changes with every input', () => {
+    const k = key();
+    const variants = [
+      key(base, prepared, point, '1.0.1'),
+      cellKey(cellIdentity(base, '1.0.0', { fingerprint: 'fa2' }, prepared.datasets[0], point)),
+      cellKey(cellIdentity(base, '1.0.0', prepared.models[0], { fingerprint: 'f1x' }, point)),
+      key(base, prepared, { ...point, module: 'k_proj' }),
+      key(base, prepared, { ...point, layer: 0 }),
+      key(base, prepared, { ...point, layer: -1 }),
+      key(base, prepared, { ...point, ratio: 0.9 }),
+      key(base, prepared, { ...point, split: 'validation' }),
+      key(spec({ shots: 3 })),
+      key(spec({ seed: 7 })),
+      key(spec({ sizes: { testPerClass: 10 } })),
+      key(spec({ sizes: { validationPerClass: 10 } })),
+      key(spec({ scoring: { multipleChoice: 'loglik-norm', svd: 'exact' } })),
+      key(spec({ scoring: { multipleChoice: 'loglik', svd: 'randomized' } })),
+    ];
+    for (const v of variants) expect(v).not.toBe(k);
+    expect(new Set(variants).size).toBe(variants.length);
+  });
+
+  it('ignores what does not change the result (name, maxInFlight, selection, split default of the spec)', () => {
+    expect(key(spec({ name: 'other', maxInFlight: 50, continueAsNewAfter: 3 }))).toBe(key());
+  });
+
+  it('canonicalises ratio 0: one unpruned cell whatever the module, layer and SVD', () => {
+    const zeros = [
+      key(base, prepared, { module: 'q_proj', layer: 1, ratio: 0, split: 'test' }),
+      key(base, prepared, { module: 'fc_up', layer: 0, ratio: 0, split: 'test' }),
+      key(base, prepared, { module: 'all', layer: -1, ratio: 0, split: 'test' }),
+      key(spec({ scoring: { multipleChoice: 'loglik', svd: 'randomized' } }), prepared, { module: 'q_proj', layer: 1, ratio: 0, split: 'test' }),
+    ];
+    expect(new Set(zeros).size).toBe(1);
+    const c = makeCell(base, '1.0.0', prepared.models[0], prepared.datasets[0], { module: 'q_proj', layer: 1, ratio: 0, split: 'test' });
+    expect(c).toMatchObject({ module: 'none', layer: 0, ratio: 0 });
+    expect(baselineCell(base, prepared, 'a', 'd1', 'test').key).toBe(zeros[0]);
+    expect(key(base, prepared, { module: 'q_proj', layer: 1, ratio: 0, split: 'validation' })).not.toBe(zeros[0]);
+  });
+});
+
+describe('grid expansion', () => {
+  it('is model-major, then dataset, module, layer, ratio; skips modules a family lacks; one baseline per (model, dataset)', () => {
+    const cells = expandCells(spec(), prepared, 'test');
+    // a (llama, 2 layers): q_proj + fc_up, 2 layers, 2 nonzero ratios = 8, + 1 baseline; b (gpt2, 3 layers): q_proj only = 6 + 1.
+    expect(cells.length).toBe(2 * (8 + 1) + 2 * (6 + 1));
+    expect(new Set(cells.map((c) => c.key)).size).toBe(cells.length);
+    const coords = cells.map((c) => `${c.model}/${c.dataset}/${c.module}/${c.layer}/${c.ratio}`);
+    expect(coords.slice(0, 9)).toEqual([
+      'a/d1/none/0/0',
+      'a/d1/q_proj/0/0.5',
+      'a/d1/q_proj/0/0.9',
+      'a/d1/q_proj/1/0.5',
+      'a/d1/q_proj/1/0.9',
+      'a/d1/fc_up/0/0.5',
+      'a/d1/fc_up/0/0.9',
+      'a/d1/fc_up/1/0.5',
+      'a/d1/fc_up/1/0.9',
+    ]);
+    expect(coords[9]).toBe('a/d2/none/0/0');
+    expect(coords.indexOf('b/d1/none/0/0')).toBe(18);
+    expect(cells.filter((c) => c.model === 'b').every((c) => c.module !== 'fc_up')).toBe(true);
+    expect(cells.every((c) => c.split === 'test')).toBe(true);
+    expect(expandCells(spec(), prepared, 'test')).toEqual(cells);
+  });
+
+  it('takes an explicit layer list as given (with -1 = every layer)', () => {
+    const cells = expandCells(spec({ layers: [-1, 1], ratios: [0.5], modules: ['q_proj'] }), prepared, 'validation');
+    expect(cells.filter((c) => c.model === 'a' && c.dataset === 'd1').map((c) => c.layer)).toEqual([-1, 1]);
+  });
+
+  it('reports layers out of range and modules no model has, by field', () => {
+    expect(gridProblems(spec({ layers: [0, 2] }), prepared)).toEqual([
+      'layers[1]: layer 2 is out of range for model "a" (2 layers: 0..1, or -1 for every layer)',
+    ]);
+    expect(gridProblems(spec({ modules: ['q_proj', 'fc_out'] }), prepared)[0]).toMatch(/^modules\[1\]: "fc_out" is not a module of any model/);
+    expect(gridProblems(spec(), prepared)).toEqual([]);
+  });
+});
+
+describe('a 10,000-cell grid', () => {
+  it('expands quickly enough to redo in every workflow run, with unique keys', () => {
+    const ratios = Array.from({ length: 26 }, (_, i) => i / 26);
+    const big: PreparedSweep = {
+      engineVersion: '1.0.0',
+      models: [{ name: 'a', fingerprint: 'fa', numLayers: 40, family: 'llama', modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out', 'mlp', 'attn', 'all'] }],
+      datasets: [{ name: 'd1', fingerprint: 'f1' }],
+    };
+    const s = spec({
+      models: [{ name: 'a', path: '/m/a' }],
+      datasets: [{ name: 'd1', task: 'sst2', path: '/d/1' }],
+      modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out', 'mlp', 'attn', 'all'],
+      ratios,
+    });
+    const t0 = performance.now();
+    const cells = expandCells(s, big, 'test');
+    const ms = performance.now() - t0;
+    expect(cells.length).toBe(10 * 40 * 25 + 1);
+    expect(new Set(cells.map((c) => c.key)).size).toBe(cells.length);
+    expect(ms).toBeLessThan(5000);
+  });
+});

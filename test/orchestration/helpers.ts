@@ -1,0 +1,67 @@
+/** Shared pieces of the orchestration tests: fixture paths, generated datasets, a per-file setup. */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'drizzle-orm';
+import type { Client } from '@temporalio/client';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { REPO_ROOT, connectClient, quietTemporalLogs, uniqueTaskQueue } from '../support/temporal.ts';
+import type { Db } from '../../db/client.ts';
+
+export const MODELS = path.join(REPO_ROOT, 'test/fixtures/models');
+export const SST2 = path.join(REPO_ROOT, 'test/fixtures/datasets/sst2');
+
+export interface Suite {
+  db: TestDatabase;
+  client: Client;
+  taskQueue: string;
+  tmp: string;
+  teardown(): Promise<void>;
+}
+
+/** A fresh database, a Temporal client, a unique task queue and a temp folder for one test file. */
+export async function setupSuite(prefix: string): Promise<Suite> {
+  await quietTemporalLogs();
+  const db = await createTestDatabase({ prefix: `icl_orch_${prefix.replace(/[^a-z0-9]/g, '_')}` });
+  const { client, close } = await connectClient();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), `icl-${prefix}-`));
+  return {
+    db,
+    client,
+    taskQueue: uniqueTaskQueue(prefix),
+    tmp,
+    async teardown() {
+      await close().catch(() => {});
+      await db.drop().catch(() => {});
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A sentiment dataset (sst2 layout: sentence, label) with short sentences (the fixtures' context is 128 tokens). */
+export async function makeSentimentDataset(dir: string, rows: { train: number; validation: number; test: number }): Promise<string> {
+  const pos = ['a great film', 'wonderful and warm', 'truly delightful', 'a joy to watch', 'brilliant acting', 'moving and funny'];
+  const neg = ['a dull mess', 'boring and flat', 'truly awful', 'a waste of time', 'terrible acting', 'tedious and cold'];
+  await mkdir(dir, { recursive: true });
+  for (const [split, n] of Object.entries(rows)) {
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const label = i % 2;
+      const words = label ? pos : neg;
+      lines.push(JSON.stringify({ sentence: words[(i * 7 + split.length) % words.length], label }));
+    }
+    await writeFile(path.join(dir, `${split}.jsonl`), `${lines.join('\n')}\n`);
+  }
+  return dir;
+}
+
+export async function count(db: Db, query: string): Promise<number> {
+  const res = await db.execute(sql.raw(query));
+  const rows = (res as unknown as { rows: { n: number | string }[] }).rows;
+  return Number(rows[0].n);
+}
+
+export async function rows<T = Record<string, unknown>>(db: Db, query: string): Promise<T[]> {
+  const res = await db.execute(sql.raw(query));
+  return (res as unknown as { rows: T[] }).rows;
+}

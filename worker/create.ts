@@ -1,0 +1,161 @@
+/**
+ * Creates a sweep worker: the one module the worker entry (worker/main.ts), the CLI's demo and the
+ * tests use. A worker process polls
+ *  - the sweep task queue ("icl-sweep"): the `sweep` workflow and its light activities, and
+ *  - the cells queue ("icl-sweep-cells"): evaluateCell, at most `concurrency` at a time,
+ * over one connection, with one engine (models kept loaded, LRU) and one database pool.
+ */
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Engine } from '../engine/types.ts';
+import { createDb, migrate, type Db } from '../db/client.ts';
+import { createCellActivities, createSweepActivities, type ActivityContext } from '../activities/index.ts';
+import type { Metrics } from '../activities/context.ts';
+import { cellsTaskQueue } from '../workflows/queues.ts';
+import type { WorkerConfig } from './config.ts';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per process (webpack takes seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  return bundle;
+}
+
+const quietBundlerLogger = {
+  log() {},
+  trace() {},
+  debug() {},
+  info() {},
+  warn(message: string, meta?: unknown) {
+    console.warn(message, meta ?? '');
+  },
+  error(message: string, meta?: unknown) {
+    console.error(message, meta ?? '');
+  },
+};
+
+export interface WorkerDeps {
+  /** Use this engine (tests); default: createEngine from engine/index.ts with the config's options. */
+  engine?: Engine;
+  engineVersion?: string;
+  /** Use this database (tests, the demo's embedded one); default: createDb(config.databaseUrl) + migrate. */
+  db?: Db;
+  metrics?: Metrics;
+  connection?: NativeConnection;
+}
+
+export interface SweepWorker {
+  readonly context: ActivityContext;
+  readonly taskQueue: string;
+  /** Resolves when every poller has stopped (after shutdown()); closes what this module opened. */
+  run(): Promise<void>;
+  /** Stops polling; running cells get config.shutdownGraceSeconds to finish, then are cancelled (and retried elsewhere). */
+  shutdown(): void;
+}
+
+async function defaultMetrics(): Promise<Metrics> {
+  return (await import('../activities/metrics.ts')).metrics;
+}
+
+export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<SweepWorker> {
+  const owned: (() => Promise<void>)[] = [];
+  try {
+    let engine = deps.engine;
+    let engineVersion = deps.engineVersion;
+    if (!engine || !engineVersion) {
+      const mod = await import('../engine/index.ts');
+      engineVersion ??= mod.ENGINE_VERSION;
+      if (!engine) {
+        const created = mod.createEngine({
+          executionProvider: config.executionProvider,
+          cacheDir: config.cacheDir,
+          maxModels: config.maxModels,
+          decompositionCacheBytes: config.decompositionCacheBytes,
+          ...(config.threads !== undefined ? { threads: config.threads } : {}),
+        });
+        engine = created;
+        owned.push(() => created.close());
+      }
+    }
+    let db = deps.db;
+    if (!db) {
+      const created = await createDb(config.databaseUrl);
+      owned.push(() => created.close());
+      await migrate(created);
+      db = created;
+    }
+    const context: ActivityContext = {
+      engine,
+      engineVersion: engineVersion!,
+      db,
+      metrics: deps.metrics ?? (await defaultMetrics()),
+      workerName: config.workerName,
+    };
+
+    let connection = deps.connection;
+    if (!connection) {
+      const created = await NativeConnection.connect({
+        address: config.temporal.address,
+        ...(config.temporal.tls !== undefined ? { tls: config.temporal.tls } : {}),
+        ...(config.temporal.apiKey ? { apiKey: config.temporal.apiKey } : {}),
+      });
+      owned.push(() => created.close());
+      connection = created;
+    }
+
+    const workers: Worker[] = [];
+    const common = {
+      connection,
+      namespace: config.temporal.namespace,
+      identity: config.workerName,
+      shutdownGraceTime: `${config.shutdownGraceSeconds} seconds`,
+    } as const;
+    if (config.roles.includes('workflows')) {
+      workers.push(
+        await Worker.create({
+          ...common,
+          taskQueue: config.taskQueue,
+          workflowBundle: await workflowBundle(),
+          activities: createSweepActivities(context),
+          maxConcurrentActivityTaskExecutions: 20,
+        }),
+      );
+    }
+    if (config.roles.includes('cells')) {
+      workers.push(
+        await Worker.create({
+          ...common,
+          taskQueue: cellsTaskQueue(config.taskQueue),
+          activities: createCellActivities(context),
+          maxConcurrentActivityTaskExecutions: config.concurrency,
+        }),
+      );
+    }
+
+    const closeOwned = async () => {
+      for (const close of owned.reverse()) await close().catch((err) => console.error('close failed:', err));
+      owned.length = 0;
+    };
+    return {
+      context,
+      taskQueue: config.taskQueue,
+      async run() {
+        try {
+          // One poller failing (e.g. the server went away for good) stops the other too.
+          const stopAll = () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
+          await Promise.all(workers.map((w) => w.run().catch((err) => (stopAll(), Promise.reject(err)))));
+        } finally {
+          await closeOwned();
+        }
+      },
+      shutdown() {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      },
+    };
+  } catch (err) {
+    for (const close of owned.reverse()) await close().catch(() => {});
+    throw err;
+  }
+}

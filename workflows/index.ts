@@ -1,0 +1,2 @@
+/** The workflows this project registers (the worker's workflowsPath points here). */
+export { sweep, progressQuery } from './sweep.ts';
