@@ -1,0 +1,276 @@
+/** createEngine / evaluate above a fake model layer: prefix, batching, progress, abort, caches, errors, scoring. */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, ENGINE_VERSION, EngineInputError, type CellRequest } from '../../engine/index.ts';
+import { scoreChoices } from '../../engine/tasks/scoring.ts';
+import { fakeLoader, fakeLogprobs } from './fake-model.ts';
+
+const FIX = resolve(import.meta.dirname, '../fixtures/datasets');
+const tmp = mkdtempSync(join(tmpdir(), 'engine-eval-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const base: CellRequest = {
+  model: { name: 'fake', path: '/fake/model-a' },
+  dataset: { name: 'sst2', path: join(FIX, 'sst2'), task: 'sst2' },
+  module: 'mlp',
+  layer: 1,
+  ratio: 0.5,
+  split: 'test',
+  shots: 4,
+  sizes: {},
+  scoring: { multipleChoice: 'loglik', svd: 'exact' },
+};
+
+function engineWith(fake: ReturnType<typeof fakeLoader>, extra: { batchSize?: number; maxModels?: number; tokenizeChunk?: number } = {}) {
+  return createEngine({
+    executionProvider: 'cpu',
+    cacheDir: join(tmp, 'cache'),
+    maxModels: extra.maxModels ?? 2,
+    decompositionCacheBytes: 1 << 20,
+    loadModel: fake.load,
+    batchSize: extra.batchSize,
+    tokenizeChunk: extra.tokenizeChunk,
+  });
+}
+
+describe('evaluate (fake model layer)', () => {
+  it('exports a version', () => {
+    expect(typeof ENGINE_VERSION).toBe('string');
+    expect(ENGINE_VERSION.length).toBeGreaterThan(0);
+  });
+
+  it('prefills BOS + demonstrations once, batches queries, scores the verbalizers', async () => {
+    const fake = fakeLoader({ bosId: 0 });
+    const engine = engineWith(fake, { batchSize: 3 });
+    const out = await engine.evaluate(base);
+    expect(fake.calls.prefills).toHaveLength(1);
+    const prefix = fake.calls.prefills[0];
+    expect(prefix[0]).toBe(0);
+    const tok = fake.tokenizers.get('/fake/model-a')!;
+    const demoText = tok.decode(prefix.slice(1));
+    expect(demoText.match(/ sentiment : (pos|neg) \n/g)).toEqual([' sentiment : pos \n', ' sentiment : neg \n', ' sentiment : pos \n', ' sentiment : neg \n']);
+    expect(demoText.startsWith('text: ')).toBe(true);
+    // sst2 fixture: the test split is unlabelled, so its 20 validation rows are the test set.
+    expect(out.n).toBe(20);
+    expect(fake.calls.batches.every((b) => b.length <= 3)).toBe(true);
+    expect(fake.calls.batches.flat()).toHaveLength(20);
+    for (const q of fake.calls.batches.flat()) expect(tok.decode(q)).toMatch(/^text: .*\n sentiment :$/s);
+    expect(out.examples.map((e) => e.index)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const e of out.examples) {
+      expect(e.scores).toHaveLength(2);
+      expect(e.prediction).toBe(e.scores[1] > e.scores[0] ? 1 : 0);
+    }
+    expect(out.accuracy).toBeCloseTo(out.examples.filter((e) => e.prediction === e.label).length / 20, 12);
+    expect(out.accuracyNorm).toBeNull();
+    expect(out.cost.demoTokens).toBe(prefix.length);
+    expect(out.cost.forwardTokens).toBe(out.cost.promptTokens);
+    expect(fake.calls.edits).toEqual([{ module: 'mlp', layer: 1, ratio: 0.5, svd: 'exact', seed: 49 }]);
+    expect(fake.calls.released).toBe(1);
+    await engine.close();
+    expect(fake.calls.disposed).toEqual(['/fake/model-a']);
+  });
+
+  it('the scores are exactly the log-probabilities of prefix + query (checked against the fake directly)', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake);
+    const out = await engine.evaluate({ ...base, ratio: 0 });
+    const tok = fake.tokenizers.get('/fake/model-a')!;
+    const prefix = fake.calls.prefills[0];
+    const query = fake.calls.batches[0][0];
+    // Batches run shortest query first; find the example this query belongs to through its scores.
+    const lp = fakeLogprobs(prefix.concat(query), 0);
+    const scores = [lp[tok.encode(' neg')[0]], lp[tok.encode(' pos')[0]]];
+    expect(out.examples.some((e) => e.scores[0] === scores[0] && e.scores[1] === scores[1])).toBe(true);
+    await engine.close();
+  });
+
+  it('reusePrefix false: empty prefill, every query carries the whole prompt, same scores', async () => {
+    const fake = fakeLoader({ bosId: 0 });
+    const engine = engineWith(fake);
+    const reuse = await engine.evaluate(base);
+    const prefix = fake.calls.prefills[0];
+    fake.calls.batches.length = 0;
+    const full = await engine.evaluate(base, { reusePrefix: false });
+    expect(fake.calls.prefills[1]).toEqual([]);
+    for (const q of fake.calls.batches.flat()) expect(q.slice(0, prefix.length)).toEqual(prefix);
+    expect(full.examples).toEqual(reuse.examples);
+    expect(full.cost.promptTokens).toBe(reuse.cost.promptTokens);
+    expect(full.cost.forwardTokens).toBe(reuse.cost.promptTokens + (reuse.n - 1) * prefix.length);
+    await engine.close();
+  });
+
+  it('ratio 0 is the unedited model whatever the module and layer; the seed reaches the edit', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake);
+    const a = await engine.evaluate({ ...base, ratio: 0, module: 'mlp', layer: 0 });
+    const b = await engine.evaluate({ ...base, ratio: 0, module: 'attn', layer: -1 });
+    expect(fake.calls.edits).toEqual([null, null]);
+    expect(b.examples).toEqual(a.examples);
+    await engine.evaluate({ ...base, ratio: 0.9, module: 'attn', layer: -1, seed: 7, scoring: { multipleChoice: 'loglik', svd: 'randomized' } });
+    expect(fake.calls.edits[2]).toEqual({ module: 'attn', layer: -1, ratio: 0.9, svd: 'randomized', seed: 7 });
+    await engine.close();
+  });
+
+  it('reports progress monotonically up to (n, n)', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake, { batchSize: 6 });
+    const seen: [number, number][] = [];
+    await engine.evaluate(base, { onProgress: (d, t) => seen.push([d, t]) });
+    expect(seen[0]).toEqual([0, 20]);
+    expect(seen.at(-1)).toEqual([20, 20]);
+    expect(seen.map((s) => s[0])).toEqual([0, 6, 12, 18, 20]);
+    await engine.close();
+  });
+
+  it('stops on abort', async () => {
+    const fake = fakeLoader({ delayMs: 5 });
+    const engine = engineWith(fake, { batchSize: 2 });
+    const ctl = new AbortController();
+    const p = engine.evaluate(base, { signal: ctl.signal, onProgress: (d) => d >= 4 && ctl.abort(new Error('cancelled by test')) });
+    await expect(p).rejects.toThrow('cancelled by test');
+    expect(fake.calls.batches.length).toBeLessThan(10);
+    const pre = new AbortController();
+    pre.abort();
+    await expect(engine.evaluate(base, { signal: pre.signal })).rejects.toThrow();
+    await engine.close();
+  });
+
+  it('keeps at most maxModels loaded, loads each folder once, disposes the least recently used', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake, { maxModels: 1 });
+    const a = { name: 'a', path: '/fake/a' };
+    const b = { name: 'b', path: '/fake/b' };
+    await Promise.all([engine.evaluate({ ...base, model: a }), engine.evaluate({ ...base, model: a }), engine.describeModel(a)]);
+    expect(fake.calls.loads).toEqual(['/fake/a']);
+    await engine.evaluate({ ...base, model: b });
+    expect(fake.calls.loads).toEqual(['/fake/a', '/fake/b']);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(fake.calls.disposed).toEqual(['/fake/a']);
+    const again = await engine.evaluate({ ...base, model: b });
+    expect(again.cost.modelLoadSeconds).toBe(0);
+    expect(fake.calls.loads).toHaveLength(2);
+    await engine.close();
+  });
+
+  it('preview shows the exact prompt text of a cell', async () => {
+    const engine = engineWith(fakeLoader()) as unknown as import('../../engine/evaluate.ts').IclEngine;
+    const p = await engine.preview({ dataset: { name: 'rte', path: join(FIX, 'rte'), task: 'rte' }, split: 'test', shots: 2, sizes: {} }, 2);
+    expect(p.demonstrations.split('\n').filter(Boolean)).toHaveLength(2);
+    expect(p.demonstrations).toMatch(/^.+ Does this mean that .+ is true\? select Yes or No\? Yes\n.+ is true\? select Yes or No\? No\n$/);
+    expect(p.examples).toHaveLength(2);
+    expect(p.examples[0].index).toBe(0);
+    expect(p.examples[0].text[0]).toMatch(/ is true\? select Yes or No\? $/);
+    const c = await engine.preview({ dataset: { name: 'copa', path: join(FIX, 'copa'), task: 'copa' }, split: 'test', shots: 1, sizes: {} }, 1);
+    expect(c.examples[0].text).toHaveLength(2);
+    await engine.close();
+  });
+
+  it('describeModel and describeDataset', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake);
+    expect((await engine.describeModel(base.model)).fingerprint).toBe('fake:/fake/model-a');
+    const info = await engine.describeDataset({ name: 'copa', path: join(FIX, 'copa'), task: 'copa' });
+    expect(info).toMatchObject({ classes: ['choice1', 'choice2'], kind: 'multiple-choice' });
+    expect(info.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    await expect(engine.describeDataset({ name: 'x', path: join(FIX, 'copa'), task: 'rte' })).rejects.toThrow(/missing field "hypothesis"/);
+    await engine.close();
+  });
+
+  it('bad cells -> EngineInputError', async () => {
+    const fake = fakeLoader({ info: { family: 'gpt2', modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out', 'mlp', 'attn', 'all'], numLayers: 3 } });
+    const engine = engineWith(fake);
+    await expect(engine.evaluate({ ...base, module: 'fc_up' })).rejects.toThrow(/family gpt2 has no module "fc_up"/);
+    await expect(engine.evaluate({ ...base, module: 'fc_up', ratio: 0 })).resolves.toBeDefined();
+    await expect(engine.evaluate({ ...base, layer: 3 })).rejects.toThrow(EngineInputError);
+    await expect(engine.evaluate({ ...base, ratio: 1 })).rejects.toThrow(EngineInputError);
+    await expect(engine.evaluate({ ...base, sizes: { testPerClass: 50 } })).rejects.toThrow(/validation-00000-of-00001\.parquet: field "label": too few examples/);
+    await expect(engine.evaluate({ ...base, dataset: { name: 'n', path: join(tmp, 'missing'), task: 'sst2' } })).rejects.toThrow(EngineInputError);
+    await expect(engine.evaluate({ ...base, dataset: { name: 'r', recipe: 'no-such-recipe' } })).rejects.toThrow(EngineInputError);
+    await engine.close();
+  });
+
+  it('a verbalizer that is not one token -> EngineInputError naming it', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake);
+    const dataset = {
+      name: 'c',
+      path: join(FIX, 'custom'),
+      task: { template: 'Review: {review}\nVerdict: {answer}\n', answers: { good: 'wonderfully', bad: 'No' }, labelField: 'verdict' },
+    };
+    const err = await engine.evaluate({ ...base, dataset }).catch((e) => e);
+    expect(err).toBeInstanceOf(EngineInputError);
+    expect(err.message).toContain('verbalizer " wonderfully"');
+    expect(err.subject).toBe(' wonderfully');
+    await engine.close();
+  });
+
+  it('tokenizing many rows yields to the event loop', async () => {
+    const rows = Array.from({ length: 400 }, (_, i) => JSON.stringify({ sentence: `row ${i} good`, label: i % 2 })).join('\n');
+    const dir = join(tmp, 'big');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'train.jsonl'), rows);
+    const busy = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    const fake = fakeLoader({ onEncode: () => busy(1) });
+    const engine = engineWith(fake, { tokenizeChunk: 16 });
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 5);
+    const t0 = performance.now();
+    await engine.evaluate({ ...base, dataset: { name: 'big', path: dir, task: 'sst2' }, split: 'validation', sizes: { validationPerClass: 150 } });
+    clearInterval(timer);
+    const elapsed = performance.now() - t0;
+    expect(elapsed).toBeGreaterThan(300);
+    // Timers only run when the loop turns: one synchronous tokenizing block of >= 300 ms would leave
+    // a couple of ticks and one gap of most of the run; chunks of 16 rows (~16 ms) leave many ticks.
+    // (Relative bounds: a loaded CI machine stretches wall-clock gaps.)
+    const gaps = [ticks[0] - t0, ...ticks.slice(1).map((t, i) => t - ticks[i])];
+    expect(ticks.length).toBeGreaterThanOrEqual(8);
+    expect(Math.max(...gaps)).toBeLessThan(0.5 * elapsed);
+    await engine.close();
+  });
+});
+
+describe('multiple choice scoring', () => {
+  it('loglik sums, loglik-norm divides by UTF-8 bytes, mean-logits uses the mean logit (hand-computed)', () => {
+    const results = [
+      { logprobs: [-1, -1], meanLogit: 0.3 },
+      { logprobs: [-1.5], meanLogit: 0.1 },
+    ];
+    expect(scoreChoices(results, [10, 3], 'loglik')).toEqual({ scores: [-2, -1.5], prediction: 1, predictionNorm: 0 });
+    expect(scoreChoices(results, [10, 3], 'loglik-norm')).toEqual({ scores: [-0.2, -0.5], prediction: 0, predictionNorm: 0 });
+    expect(scoreChoices(results, [10, 3], 'mean-logits')).toEqual({ scores: [0.3, 0.1], prediction: 0, predictionNorm: 0 });
+  });
+
+  it('a COPA cell: accuracy follows the mode, accuracyNorm is always the length-normalised accuracy', async () => {
+    const fake = fakeLoader();
+    const engine = engineWith(fake, { batchSize: 5 });
+    const req = { ...base, dataset: { name: 'copa', path: join(FIX, 'copa'), task: 'copa' as const }, shots: 2 };
+    const out: Record<string, Awaited<ReturnType<typeof engine.evaluate>>> = {};
+    for (const mode of ['loglik', 'loglik-norm', 'mean-logits'] as const) {
+      fake.calls.hints.length = 0;
+      out[mode] = await engine.evaluate({ ...req, scoring: { multipleChoice: mode, svd: 'exact' } });
+      // Only the paper's mode needs mean logits (and the prefix's logit sum): the model layer is told so.
+      const need = mode === 'mean-logits';
+      expect(fake.calls.hints[0]).toEqual({ prefill: { logitSum: need } });
+      expect(fake.calls.hints.slice(1).every((h) => (h.continuation as { meanLogit: boolean }).meanLogit === need)).toBe(true);
+    }
+    // copa: the test split is unlabelled, the validation split (12 rows) is the test set.
+    expect(out.loglik.n).toBe(12);
+    expect(out['loglik-norm'].accuracy).toBe(out.loglik.accuracyNorm);
+    expect(out['mean-logits'].accuracyNorm).toBe(out.loglik.accuracyNorm);
+    for (const mode of ['loglik', 'loglik-norm', 'mean-logits']) {
+      const o = out[mode];
+      expect(o.accuracy).toBeCloseTo(o.examples.filter((e) => e.prediction === e.label).length / o.n, 12);
+    }
+    const tok = fake.tokenizers.get('/fake/model-a')!;
+    // Candidates are the context "{premise}\n{question}\n" followed by "{choice}\n".
+    for (const c of fake.calls.batches.flat()) expect(tok.decode(c)).toMatch(/^[^\n]+\n(cause|effect)\n[^\n]+\n$/);
+    expect(out.loglik.cost.forwardTokens).toBe(out.loglik.cost.promptTokens);
+    expect(out.loglik.examples[0].scores).toHaveLength(2);
+    await engine.close();
+  });
+});
