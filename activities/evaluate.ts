@@ -60,7 +60,8 @@ export function evaluateActivities(ctx: ActivityContext) {
         ctx.metrics.examplesEvaluated(labels, outcome.n);
         ctx.metrics.forwardTokens(labels, cost.forwardTokens, Math.max(0, cost.seconds - cost.svdSeconds));
         ctx.metrics.decomposition(cost.decompositionCacheHits, cost.decompositionCacheMisses, cost.svdSeconds);
-        if (cost.modelLoadSeconds > 0) ctx.metrics.modelLoad(cost.modelLoadSeconds);
+        // Model loads reach metrics.modelLoad through the engine's onModelLoad (worker/create.ts), which also
+        // sees the load describeModel does in prepareSweep; cost.modelLoadSeconds would count a cell's load twice.
         return { status: 'done', accuracy: outcome.accuracy, n: outcome.n, seconds };
       } catch (err) {
         ctx.metrics.cellFailed(labels);

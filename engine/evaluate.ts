@@ -7,8 +7,9 @@
  * `reusePrefix: false` the prefix is empty and every query carries the whole prompt (the plain
  * full-prompt path; the same token ids, so the same scores).
  *
- * Prompts are tokenized segment by segment (prefix, then each query / context / continuation);
- * a model reads exactly the concatenation of those ids on both paths.
+ * Each full prompt is tokenized at once (as the paper does); the shared prefix is the longest common
+ * token prefix of the cell's prompts and queries are the remainders, so a model reads exactly the full
+ * prompt's ids on both paths (see tokenizeCell).
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
@@ -107,9 +108,13 @@ class ModelCache {
   constructor(
     private readonly max: number,
     private readonly load: (dir: string) => Promise<CausalLMLike>,
+    private readonly onLoad?: (seconds: number, dir: string) => void,
   ) {}
 
-  /** The model and how long loading it took in this call (0 on a cache hit). */
+  /**
+   * The model and how long loading it took in this call: the load's seconds for the caller that caused
+   * it, 0 when the model was loaded (or being loaded) already. Every load is reported to onLoad.
+   */
   async acquire(dir: string): Promise<{ lm: CausalLMLike; loadSeconds: number; release: () => void }> {
     let entry = this.entries.get(dir);
     let loadedHere = false;
@@ -121,6 +126,11 @@ class ModelCache {
       const e: ModelEntry = { dir, users: 0, loadSeconds: 0, promise: undefined as unknown as Promise<CausalLMLike> };
       e.promise = this.load(dir).then((lm) => {
         e.loadSeconds = (performance.now() - t0) / 1000;
+        try {
+          this.onLoad?.(e.loadSeconds, dir);
+        } catch {
+          /* an observer's failure must not fail the load */
+        }
         return lm;
       });
       e.promise.catch(() => {
@@ -199,6 +209,35 @@ export function verbalizerTokenIds(task: ResolvedTask, tokenizer: LMTokenizer, m
   });
 }
 
+/**
+ * Length of the longest common prefix of all `seqs`, capped so that every sequence keeps at least
+ * `keep` ids after it (0 when there is no sequence).
+ */
+export function sharedPrefixLength(seqs: readonly (readonly number[])[], keep = 1): number {
+  if (seqs.length === 0) return 0;
+  let n = Infinity;
+  for (const s of seqs) n = Math.min(n, s.length - keep);
+  n = Math.max(0, n);
+  const first = seqs[0];
+  for (let k = 1; k < seqs.length && n > 0; k++) {
+    const s = seqs[k];
+    let j = 0;
+    while (j < n && s[j] === first[j]) j++;
+    n = j;
+  }
+  return n;
+}
+
+/**
+ * Tokenizes a cell the way the paper does: each full prompt at once, `[BOS] + encode(demonstrations +
+ * query)` (multiple choice: `[BOS] + encode(demonstrations + context)`, and each continuation
+ * lm-evaluation-harness style, `encode(demonstrations + context + continuation)` minus the first
+ * `encode(demonstrations + context).length` ids). The shared prefix is the longest common token prefix
+ * of all the cell's prompts (so it never cuts a token the full tokenization would merge, e.g. the
+ * byte-level " \n" at the end of the last demonstration), capped so each query / context keeps at least
+ * one token; queries are the remainders, so prefix + query is exactly the full prompt's ids.
+ * Yields to the event loop every `chunk` rows and at least every ~20 ms.
+ */
 export async function tokenizeCell(
   task: ResolvedTask,
   sample: CellSample,
@@ -207,27 +246,48 @@ export async function tokenizeCell(
   chunk = 64,
 ): Promise<CellPrompts> {
   const demoText = renderDemos(task, sample.demos);
-  const prefixIds = [...(tokenizer.bosId !== null ? [tokenizer.bosId] : []), ...(demoText ? tokenizer.encode(demoText) : [])];
+  const bos = tokenizer.bosId !== null ? [tokenizer.bosId] : [];
+  const full = (text: string) => (bos.length ? bos.concat(tokenizer.encode(text)) : tokenizer.encode(text));
+  let last = performance.now();
+  const maybeYield = async (i: number) => {
+    if (i > 0 && (i % chunk === 0 || performance.now() - last > 20)) {
+      await yieldToLoop();
+      last = performance.now();
+    }
+  };
+  const split = (prompts: number[][]) => {
+    const n = sharedPrefixLength(prompts, 1);
+    const prefixIds = prompts.length ? prompts[0].slice(0, n) : bos.slice();
+    return { prefixIds, rest: prompts.map((p) => p.slice(n)) };
+  };
   if (task.kind === 'classification') {
     const verbalizerIds = verbalizerTokenIds(task, tokenizer, modelName);
-    const queries: number[][] = [];
+    const prompts: number[][] = [];
     for (let i = 0; i < sample.examples.length; i++) {
-      if (i > 0 && i % chunk === 0) await yieldToLoop();
-      queries.push(tokenizer.encode(renderQuery(task, sample.examples[i].row)));
+      await maybeYield(i);
+      prompts.push(full(demoText + renderQuery(task, sample.examples[i].row)));
     }
-    return { kind: 'classification', prefixIds, queries, verbalizerIds };
+    const { prefixIds, rest } = split(prompts);
+    return { kind: 'classification', prefixIds, queries: rest, verbalizerIds };
   }
-  const items: ChoicePrompts['items'] = [];
+  const contexts: number[][] = [];
+  const conts: number[][][] = [];
+  const bytes: number[][] = [];
   for (let i = 0; i < sample.examples.length; i++) {
-    if (i > 0 && i % chunk === 0) await yieldToLoop();
+    await maybeYield(i);
     const { context, continuations } = renderChoices(task, sample.examples[i].row);
-    const conts = continuations.map((c) => tokenizer.encode(c));
-    conts.forEach((ids, j) => {
-      if (ids.length === 0) throw new EngineInputError(`choice ${j + 1} of example ${sample.examples[i].index} is empty`, task.choices!.fields[j]);
+    const ctx = full(demoText + context);
+    const cs = continuations.map((c, j) => {
+      const ids = full(demoText + context + c).slice(ctx.length);
+      if (c.length === 0 || ids.length === 0) throw new EngineInputError(`choice ${j + 1} of example ${sample.examples[i].index} is empty`, task.choices!.fields[j]);
+      return ids;
     });
-    items.push({ context: tokenizer.encode(context), continuations: conts, bytes: continuations.map(utf8Length) });
+    contexts.push(ctx);
+    conts.push(cs);
+    bytes.push(continuations.map(utf8Length));
   }
-  return { kind: 'multiple-choice', prefixIds, items };
+  const { prefixIds, rest } = split(contexts);
+  return { kind: 'multiple-choice', prefixIds, items: rest.map((context, i) => ({ context, continuations: conts[i], bytes: bytes[i] })) };
 }
 
 class Lru<V> {
@@ -304,7 +364,7 @@ export class IclEngine implements Engine {
         maxBatch: this.batchSize,
       } as Parameters<LoadModelFn>[1]);
     };
-    this.models = new ModelCache(opts.maxModels, load);
+    this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);
     this.datasets = new DatasetCache(opts.cacheDir);
   }
 
@@ -406,7 +466,7 @@ export class IclEngine implements Engine {
       const longest = longestPrompt(prompts);
       if (positions !== null && longest > positions) {
         throw new EngineInputError(
-          `the longest prompt of this cell is ${longest} tokens (${prompts.prefixIds.length} of demonstrations); model ${request.model.name} has ${positions} positions: use fewer shots`,
+          `the longest prompt of this cell is ${longest} tokens (${prompts.prefixIds.length} shared by all prompts: BOS, demonstrations and any common start of the queries); model ${request.model.name} has ${positions} positions: use fewer shots`,
           'shots',
         );
       }

@@ -17,7 +17,8 @@ export type { EngineTuning } from './evaluate.ts';
  * Part of every cell key: bump it whenever a cell's result could change for the same inputs
  * (templates, sampling, scoring, tokenization, the model layer's numerics).
  */
-export const ENGINE_VERSION = '1.0.0';
+// 1.1.0: prompts tokenized whole (the demonstration/query boundary as the paper's tokenization).
+export const ENGINE_VERSION = '1.1.0';
 
 /** An engine with its own model cache (opts.maxModels, least recently used dropped) and dataset cache. */
 export function createEngine(opts: EngineOptions & EngineTuning): Engine {

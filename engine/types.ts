@@ -92,6 +92,12 @@ export interface EngineOptions {
   decompositionCacheBytes: number;
   /** ONNX Runtime intra-op threads; undefined: its default. */
   threads?: number;
+  /**
+   * Called after each model load this engine does, whoever caused it (evaluate, or describeModel during a
+   * sweep's prepare step), with the seconds it took and the model folder; not called for a model already
+   * loaded. E.g. the worker records metrics.modelLoad(seconds). Errors it throws are ignored.
+   */
+  onModelLoad?: (seconds: number, modelDir: string) => void;
 }
 
 export interface Engine {

@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { Engine } from '../engine/types.ts';
+import type { Engine, EngineOptions } from '../engine/types.ts';
 import { createDb, migrate, type Db } from '../db/client.ts';
 import { createCellActivities, createSweepActivities, type ActivityContext } from '../activities/index.ts';
 import type { Metrics } from '../activities/context.ts';
@@ -59,22 +59,32 @@ async function defaultMetrics(): Promise<Metrics> {
   return (await import('../activities/metrics.ts')).metrics;
 }
 
+/**
+ * The engine options of a worker: the config's, and every model load (a cell's, or the one describeModel
+ * does in a sweep's prepare step) recorded as metrics.modelLoad(seconds).
+ */
+export function engineOptions(config: WorkerConfig, metrics: Pick<Metrics, 'modelLoad'>): EngineOptions {
+  return {
+    executionProvider: config.executionProvider,
+    cacheDir: config.cacheDir,
+    maxModels: config.maxModels,
+    decompositionCacheBytes: config.decompositionCacheBytes,
+    ...(config.threads !== undefined ? { threads: config.threads } : {}),
+    onModelLoad: (seconds) => metrics.modelLoad(seconds),
+  };
+}
+
 export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps = {}): Promise<SweepWorker> {
   const owned: (() => Promise<void>)[] = [];
   try {
+    const metrics = deps.metrics ?? (await defaultMetrics());
     let engine = deps.engine;
     let engineVersion = deps.engineVersion;
     if (!engine || !engineVersion) {
       const mod = await import('../engine/index.ts');
       engineVersion ??= mod.ENGINE_VERSION;
       if (!engine) {
-        const created = mod.createEngine({
-          executionProvider: config.executionProvider,
-          cacheDir: config.cacheDir,
-          maxModels: config.maxModels,
-          decompositionCacheBytes: config.decompositionCacheBytes,
-          ...(config.threads !== undefined ? { threads: config.threads } : {}),
-        });
+        const created = mod.createEngine(engineOptions(config, metrics));
         engine = created;
         owned.push(() => created.close());
       }
@@ -90,7 +100,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       engine,
       engineVersion: engineVersion!,
       db,
-      metrics: deps.metrics ?? (await defaultMetrics()),
+      metrics,
       workerName: config.workerName,
     };
 

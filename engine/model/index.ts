@@ -75,14 +75,30 @@ export interface Prefix {
   readonly ids: readonly number[];
 }
 
+/** Optional hints (backwards-compatible: without them, behaviour as before). */
+export interface PrefillHints {
+  /** The prefix's raw-logit sum will be needed (the paper's COPA mean-logit mode): compute it during this
+   *  prefill instead of re-running the prefix on the first continuationScores call. */
+  logitSum?: boolean;
+}
+export interface ContinuationHints {
+  /** false: no mean logit is needed (loglik modes): neither the prefix's logit sum nor the logits of the
+   *  context positions are computed, and meanLogit is NaN. Default true. */
+  meanLogit?: boolean;
+}
+
 export interface EditedLM {
   /** Run a prefix once; later calls reuse its past key values. Without past-KV support, stores the ids and the full path is used. */
-  prefill(ids: number[]): Promise<Prefix>;
+  prefill(ids: number[], hints?: PrefillHints): Promise<Prefix>;
   /** log-softmax over the vocabulary of the next token after prefix+query, one row per query (batched). */
   nextTokenLogprobs(prefix: Prefix, queries: number[][]): Promise<Float32Array[]>;
   /** Per-token log-probabilities of `continuation` given prefix+context, and the mean of the raw logits over
    *  ALL positions of prefix+context+continuation and the whole vocabulary (the paper's COPA quirk). */
-  continuationScores(prefix: Prefix, items: { context: number[]; continuation: number[] }[]): Promise<{ logprobs: number[]; meanLogit: number }[]>;
+  continuationScores(
+    prefix: Prefix,
+    items: { context: number[]; continuation: number[] }[],
+    hints?: ContinuationHints,
+  ): Promise<{ logprobs: number[]; meanLogit: number }[]>;
   /** Real tokens run through the model since this EditedLM was made (prefix once + queries; padding excluded). */
   readonly forwardTokens: number;
   /** Padding positions run in batches (not included in forwardTokens). */
@@ -506,7 +522,15 @@ class Edited implements EditedLM {
   }
 
   /** One run: rows right-padded to the longest, on top of `past` (batch-1 tensors expanded) of length P. */
-  private async run(rows: number[][], past: Float32Array[] | null, P: number, wantPresent: boolean, mode: LogitsMode): Promise<{ view: LogitsView; present: Float32Array[] }> {
+  /** `firstPos` (mode 'all'): per row, the first position whose logits are needed (default 0: all of them). */
+  private async run(
+    rows: number[][],
+    past: Float32Array[] | null,
+    P: number,
+    wantPresent: boolean,
+    mode: LogitsMode,
+    firstPos?: number[],
+  ): Promise<{ view: LogitsView; present: Float32Array[] }> {
     const B = rows.length;
     const L = Math.max(...rows.map((r) => r.length));
     const ids = new Array<number>(B * L).fill(0);
@@ -514,6 +538,7 @@ class Edited implements EditedLM {
     const pos = new Array<number>(B * L);
     const picked: number[] = [];
     const offsets = new Int32Array(B);
+    const first = (b: number) => (firstPos ? Math.max(0, Math.min(firstPos[b], rows[b].length - 1)) : 0);
     for (let b = 0; b < B; b++) {
       const r = rows[b];
       for (let j = 0; j < L; j++) {
@@ -523,7 +548,7 @@ class Edited implements EditedLM {
       for (let j = 0; j < P + r.length; j++) mask[b * (P + L) + j] = 1;
       offsets[b] = picked.length;
       if (mode === 'last') picked.push(b * L + r.length - 1);
-      else for (let j = 0; j < r.length; j++) picked.push(b * L + j);
+      else for (let j = first(b); j < r.length; j++) picked.push(b * L + j);
       this.forwardTokens += r.length;
       this.paddingTokens += L - r.length;
     }
@@ -549,31 +574,51 @@ class Edited implements EditedLM {
     if (this.io.selectable) {
       view = {
         at: (b, j) => {
-          const row = mode === 'last' ? (j === rows[b].length - 1 ? offsets[b] : -1) : j < rows[b].length ? offsets[b] + j : -1;
+          const row = mode === 'last' ? (j === rows[b].length - 1 ? offsets[b] : -1) : j >= first(b) && j < rows[b].length ? offsets[b] + j - first(b) : -1;
           if (row < 0) throw new Error(`internal: logits of row ${b} position ${j} were not selected`);
           return logits.subarray(row * V, (row + 1) * V);
         },
         sum: (b, from, to) => {
-          if (mode !== 'all') throw new Error('internal: a logit sum needs every position');
+          if (mode !== 'all' || from < first(b)) throw new Error('internal: a logit sum needs every position');
           return sum(logits, (offsets[b] + from) * V, (offsets[b] + to) * V);
         },
       };
     } else {
       view = {
         at: (b, j) => logits.subarray((b * L + j) * V, (b * L + j + 1) * V),
-        sum: (b, from, to) => sum(logits, (b * L + from) * V, (b * L + to) * V),
+        sum: (b, from, to) => {
+          if (from < first(b)) throw new Error('internal: a logit sum needs every position');
+          return sum(logits, (b * L + from) * V, (b * L + to) * V);
+        },
       };
     }
     return { view, present: wantPresent ? this.io.past.map((p) => out[p.output].data as Float32Array) : [] };
   }
 
-  async prefill(ids: number[]): Promise<Prefix> {
+  async prefill(ids: number[], hints?: PrefillHints): Promise<Prefix> {
     const prefix: PrefixImpl = { ids: [...ids], owner: this.token, past: null, lastLogits: null, logitSum: ids.length === 0 ? 0 : null };
     if (ids.length > 0 && this.hasPast) {
-      // only the last position's logits; the prefix's logit sum (COPA's mean-logit mode) is computed on demand
-      const { view, present } = await this.run([ids], null, 0, true, 'last');
-      prefix.past = present;
-      prefix.lastLogits = view.at(0, ids.length - 1).slice();
+      if (hints?.logitSum) {
+        // COPA's mean-logit mode: every position's logits, summed as they come, in chunks run on top of the
+        // previous chunks' past key values so one run's logits stay under maxLogitsBytes.
+        const step = Math.max(1, Math.floor(this.maxLogitsBytes / (this.vocab * 4)));
+        let past: Float32Array[] | null = null;
+        let total = 0;
+        for (let at = 0; at < ids.length; at += step) {
+          const chunk = ids.slice(at, at + step);
+          const { view, present } = await this.run([chunk], past, at, true, 'all');
+          total += view.sum(0, 0, chunk.length);
+          past = present;
+          if (at + chunk.length === ids.length) prefix.lastLogits = view.at(0, chunk.length - 1).slice();
+        }
+        prefix.past = past;
+        prefix.logitSum = total;
+      } else {
+        // only the last position's logits; the prefix's logit sum is computed on demand (without the hint)
+        const { view, present } = await this.run([ids], null, 0, true, 'last');
+        prefix.past = present;
+        prefix.lastLogits = view.at(0, ids.length - 1).slice();
+      }
     }
     return prefix;
   }
@@ -596,7 +641,7 @@ class Edited implements EditedLM {
    * at(p) gives the raw logits at sequence position p (p = -1: the prefix's last position) and sumRange sums
    * the raw logits of sequence positions [from, to) (mode 'all' only).
    */
-  private async forEach(prefix: PrefixImpl, seqs: number[][], mode: LogitsMode, visit: Visit): Promise<void> {
+  private async forEach(prefix: PrefixImpl, seqs: number[][], mode: LogitsMode, visit: Visit, firstNeeded?: (k: number) => number): Promise<void> {
     const P = prefix.ids.length;
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[b].length - seqs[a].length);
     const full = !this.hasPast;
@@ -624,8 +669,9 @@ class Edited implements EditedLM {
       const rows = batch.map((k) => (full ? [...prefix.ids, ...seqs[k]] : seqs[k]));
       if (rows.some((r) => r.length === 0)) throw new Error('no position predicts the next token: prefix and query are both empty');
       // nopast + mean logits: the row's prefix positions are needed too, so 'all' covers them
-      const { view } = await this.run(rows, full ? null : prefix.past, full ? 0 : P, false, mode);
-      if (full && P > 0 && mode === 'all' && prefix.logitSum === null) {
+      const firstPos = firstNeeded && batch.map((k) => Math.max(0, start + firstNeeded(k)));
+      const { view } = await this.run(rows, full ? null : prefix.past, full ? 0 : P, false, mode, firstPos);
+      if (full && P > 0 && mode === 'all' && !firstPos && prefix.logitSum === null) {
         prefix.logitSum = view.sum(0, 0, P);
         prefix.lastLogits = view.at(0, P - 1).slice();
       }
@@ -651,10 +697,15 @@ class Edited implements EditedLM {
     return out;
   }
 
-  async continuationScores(prefix: Prefix, items: { context: number[]; continuation: number[] }[]): Promise<{ logprobs: number[]; meanLogit: number }[]> {
+  async continuationScores(
+    prefix: Prefix,
+    items: { context: number[]; continuation: number[] }[],
+    hints?: ContinuationHints,
+  ): Promise<{ logprobs: number[]; meanLogit: number }[]> {
     const p = this.check(prefix);
     for (const it of items) if (it.continuation.length === 0) throw new EngineInputError('empty continuation', 'continuation');
-    await this.prefixLogitSum(p);
+    const needMean = hints?.meanLogit !== false;
+    if (needMean) await this.prefixLogitSum(p);
     const seqs = items.map((it) => [...it.context, ...it.continuation]);
     const out = new Array<{ logprobs: number[]; meanLogit: number }>(items.length);
     const pending: { i: number; rowSum: number }[] = [];
@@ -665,9 +716,9 @@ class Edited implements EditedLM {
         const row = at(c + j - 1);
         return row[tok] - logSumExp(row);
       });
-      out[i] = { logprobs, meanLogit: 0 };
-      pending.push({ i, rowSum: sumRange(0, seqs[i].length) });
-    });
+      out[i] = { logprobs, meanLogit: needMean ? 0 : NaN };
+      if (needMean) pending.push({ i, rowSum: sumRange(0, seqs[i].length) });
+    }, needMean ? undefined : (k) => items[k].context.length - 1);
     const P = p.ids.length;
     for (const { i, rowSum } of pending) {
       out[i].meanLogit = ((p.logitSum ?? 0) + rowSum) / ((P + seqs[i].length) * this.vocab);

@@ -1,9 +1,12 @@
 /** createEngine / evaluate above a fake model layer: prefix, batching, progress, abort, caches, errors, scoring. */
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, ENGINE_VERSION, EngineInputError, type CellRequest } from '../../engine/index.ts';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { sharedPrefixLength, type IclEngine } from '../../engine/evaluate.ts';
+import { renderChoices, renderDemos, renderQuery } from '../../engine/tasks/render.ts';
 import { scoreChoices } from '../../engine/tasks/scoring.ts';
 import { fakeLoader, fakeLogprobs } from './fake-model.ts';
 
@@ -56,7 +59,12 @@ describe('evaluate (fake model layer)', () => {
     expect(out.n).toBe(20);
     expect(fake.calls.batches.every((b) => b.length <= 3)).toBe(true);
     expect(fake.calls.batches.flat()).toHaveLength(20);
-    for (const q of fake.calls.batches.flat()) expect(tok.decode(q)).toMatch(/^text: .*\n sentiment :$/s);
+    // The shared prefix is the longest common token prefix of the full prompts (here it runs into the
+    // queries' common "text:"); prefix + query is the full prompt: demonstrations then one query line.
+    for (const q of fake.calls.batches.flat()) {
+      expect(q.length).toBeGreaterThan(0);
+      expect(tok.decode(prefix.slice(1).concat(q))).toMatch(/^(text: [^\n]*\n sentiment : (pos|neg) \n){4}text: [^\n]*\n sentiment :$/);
+    }
     expect(out.examples.map((e) => e.index)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     for (const e of out.examples) {
       expect(e.scores).toHaveLength(2);
@@ -271,6 +279,147 @@ describe('multiple choice scoring', () => {
     for (const c of fake.calls.batches.flat()) expect(tok.decode(c)).toMatch(/^[^\n]+\n(cause|effect)\n[^\n]+\n$/);
     expect(out.loglik.cost.forwardTokens).toBe(out.loglik.cost.promptTokens);
     expect(out.loglik.examples[0].scores).toHaveLength(2);
+    await engine.close();
+  });
+});
+
+/** The gpt2 fixture model's byte-level BPE (the same pre-tokenizer as GPT-2 / SmolLM2). */
+function fixtureTokenizer() {
+  const dir = resolve(import.meta.dirname, '../fixtures/models/gpt2');
+  const tok = new Tokenizer(JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')), JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')));
+  return {
+    bosId: null,
+    encode: (t: string) => tok.encode(t, { add_special_tokens: false }).ids,
+    decode: (ids: number[]) => tok.decode(ids, { skip_special_tokens: false }),
+  };
+}
+
+const sorted = (rows: number[][]) => rows.map((r) => r.join(',')).sort();
+
+describe('tokenization: every prompt tokenized whole (byte-level BPE boundary)', () => {
+  it('sharedPrefixLength: longest common prefix, every sequence keeps at least one id', () => {
+    expect(sharedPrefixLength([[1, 2, 3, 4], [1, 2, 5]])).toBe(2);
+    expect(sharedPrefixLength([[1, 2, 3], [1, 2, 3]])).toBe(2);
+    expect(sharedPrefixLength([[1, 2, 3]])).toBe(2);
+    expect(sharedPrefixLength([[1], [1, 2]])).toBe(0);
+    expect(sharedPrefixLength([])).toBe(0);
+  });
+
+  it('classification: prefix + each query = encode(demonstrations + query), on both paths', async () => {
+    const tokenizer = fixtureTokenizer();
+    const fake = fakeLoader({ tokenizer });
+    const engine = engineWith(fake);
+    const { dataset, sample } = await (engine as unknown as IclEngine).sample(base);
+    const task = dataset.task;
+    const demoText = renderDemos(task, sample.demos);
+    const expected = sample.examples.map((e) => tokenizer.encode(demoText + renderQuery(task, e.row)));
+    // The pitfall (test/fixtures/README.md): the demonstrations alone end in " \n" (288); inside the full
+    // prompt that is " " (221) + "\n" (199), so tokenizing the segments apart gives other ids.
+    const alone = tokenizer.encode(demoText);
+    expect(alone.at(-1)).toBe(288);
+    expect(expected[0].slice(0, alone.length)).not.toEqual(alone);
+
+    const reuse = await engine.evaluate(base);
+    const prefix = fake.calls.prefills[0];
+    expect(prefix.length).toBeGreaterThanOrEqual(alone.length);
+    expect(sorted(fake.calls.batches.flat().map((q) => prefix.concat(q)))).toEqual(sorted(expected));
+    expect(reuse.cost.demoTokens).toBe(prefix.length);
+    expect(reuse.cost.promptTokens).toBe(prefix.length + expected.reduce((a, e) => a + e.length - prefix.length, 0));
+
+    fake.calls.batches.length = 0;
+    const full = await engine.evaluate(base, { reusePrefix: false });
+    expect(fake.calls.prefills[1]).toEqual([]);
+    expect(sorted(fake.calls.batches.flat())).toEqual(sorted(expected));
+    expect(full.examples).toEqual(reuse.examples);
+    await engine.close();
+  });
+
+  it('the tokenized prompts are cached: a ratio sweep of one (model, dataset, split) tokenizes once', async () => {
+    let encodes = 0;
+    const fake = fakeLoader({ tokenizer: fixtureTokenizer(), onEncode: () => encodes++ });
+    const engine = engineWith(fake);
+    await engine.evaluate({ ...base, ratio: 0 });
+    const once = encodes;
+    expect(once).toBeGreaterThanOrEqual(20);
+    for (const ratio of [0.1, 0.5, 0.9]) await engine.evaluate({ ...base, ratio, module: 'attn', layer: -1 });
+    expect(encodes).toBe(once);
+    await engine.evaluate({ ...base, split: 'validation', sizes: { validationPerClass: 2 } });
+    expect(encodes).toBeGreaterThan(once);
+    await engine.close();
+  });
+
+  it('multiple choice: prefix + context = encode(demonstrations + context); continuation ids as lm-evaluation-harness', async () => {
+    const tokenizer = fixtureTokenizer();
+    const fake = fakeLoader({ tokenizer });
+    const engine = engineWith(fake);
+    const req = { ...base, dataset: { name: 'copa', path: join(FIX, 'copa'), task: 'copa' as const }, shots: 2 };
+    const { dataset, sample } = await (engine as unknown as IclEngine).sample(req);
+    const demoText = renderDemos(dataset.task, sample.demos);
+    const expected = sample.examples.flatMap((e) => {
+      const { context, continuations } = renderChoices(dataset.task, e.row);
+      const ctx = tokenizer.encode(demoText + context);
+      return continuations.map((c) => ctx.concat(tokenizer.encode(demoText + context + c).slice(ctx.length)));
+    });
+    const reuse = await engine.evaluate(req);
+    const prefix = fake.calls.prefills[0];
+    expect(prefix.length).toBeGreaterThanOrEqual(tokenizer.encode(demoText).length);
+    expect(sorted(fake.calls.batches.flat().map((q) => prefix.concat(q)))).toEqual(sorted(expected));
+    fake.calls.batches.length = 0;
+    const full = await engine.evaluate(req, { reusePrefix: false });
+    expect(sorted(fake.calls.batches.flat())).toEqual(sorted(expected));
+    expect(full.examples).toEqual(reuse.examples);
+    await engine.close();
+  });
+});
+
+describe('model load time', () => {
+  it('is in the cost of the cell that caused the load (0 otherwise) and every load reaches onModelLoad, describeModel too', async () => {
+    const fake = fakeLoader({ loadDelayMs: 40 });
+    const loads: [number, string][] = [];
+    const engine = createEngine({
+      executionProvider: 'cpu',
+      cacheDir: join(tmp, 'cache'),
+      maxModels: 1,
+      decompositionCacheBytes: 1 << 20,
+      loadModel: fake.load,
+      onModelLoad: (seconds, dir) => loads.push([seconds, dir]),
+    });
+    const a = { name: 'a', path: '/fake/a' };
+    const b = { name: 'b', path: '/fake/b' };
+    // the sweep's prepare step loads the model through describeModel: reported there, not by the cells
+    await engine.describeModel(a);
+    expect(loads).toHaveLength(1);
+    expect(loads[0][1]).toBe('/fake/a');
+    expect(loads[0][0]).toBeGreaterThanOrEqual(0.03);
+    const first = await engine.evaluate({ ...base, model: a });
+    expect(first.cost.modelLoadSeconds).toBe(0);
+    expect(loads).toHaveLength(1);
+    // a cell that loads a model (b evicts a) reports the load in its cost, and so does a reload of a
+    const second = await engine.evaluate({ ...base, model: b });
+    expect(second.cost.modelLoadSeconds).toBeGreaterThanOrEqual(0.03);
+    expect(loads).toHaveLength(2);
+    expect(loads[1]).toEqual([second.cost.modelLoadSeconds, '/fake/b']);
+    expect((await engine.evaluate({ ...base, model: b })).cost.modelLoadSeconds).toBe(0);
+    await new Promise((r) => setTimeout(r, 0));
+    const third = await engine.evaluate({ ...base, model: a });
+    expect(third.cost.modelLoadSeconds).toBeGreaterThanOrEqual(0.03);
+    expect(loads.map((l) => l[1])).toEqual(['/fake/a', '/fake/b', '/fake/a']);
+    await engine.close();
+  });
+
+  it('an onModelLoad that throws does not fail the load', async () => {
+    const fake = fakeLoader();
+    const engine = createEngine({
+      executionProvider: 'cpu',
+      cacheDir: join(tmp, 'cache'),
+      maxModels: 1,
+      decompositionCacheBytes: 1 << 20,
+      loadModel: fake.load,
+      onModelLoad: () => {
+        throw new Error('observer broke');
+      },
+    });
+    await expect(engine.evaluate(base)).resolves.toBeDefined();
     await engine.close();
   });
 });

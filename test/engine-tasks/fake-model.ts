@@ -88,6 +88,10 @@ export interface FakeOptions {
   delayMs?: number;
   /** Called on every encode (to slow tokenization down in tests). */
   onEncode?: () => void;
+  /** Use this tokenizer instead of the word-piece one (e.g. a fixture model's real byte-level BPE). */
+  tokenizer?: { encode(text: string): number[]; decode(ids: number[]): string; bosId: number | null };
+  /** Milliseconds each load takes. */
+  loadDelayMs?: number;
 }
 
 function editSalt(edit: WeightEdit | null): number {
@@ -99,16 +103,18 @@ export function fakeLoader(opts: FakeOptions = {}): { load: LoadModelFn; calls: 
   const tokenizers = new Map<string, FakeTokenizer>();
   const load: LoadModelFn = async (dir) => {
     calls.loads.push(dir);
+    if (opts.loadDelayMs) await new Promise((r) => setTimeout(r, opts.loadDelayMs));
     const tok = new FakeTokenizer(opts.bosId ?? null);
     tokenizers.set(dir, tok);
-    const encode = tok.encode.bind(tok);
+    const base = opts.tokenizer ?? { encode: tok.encode.bind(tok), decode: tok.decode.bind(tok), bosId: tok.bosId };
+    const encode = base.encode.bind(base);
     const tokenizer = {
-      bosId: tok.bosId,
+      bosId: base.bosId,
       encode: (t: string) => {
         opts.onEncode?.();
         return encode(t);
       },
-      decode: tok.decode.bind(tok),
+      decode: base.decode.bind(base),
     };
     const info: ModelInfo = {
       family: 'llama',

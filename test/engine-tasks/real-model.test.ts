@@ -42,8 +42,6 @@ const copaCell = (family: string): CellRequest => ({
   layer: -1,
   shots: 2,
   split: 'validation',
-  // 16 examples (32 candidates): the model layer runs the prefix a second time for the mean-logit sums,
-  // which a realistic cell absorbs within the 1.1 x target (a 6-example cell would not).
   sizes: { validationPerClass: 8 },
 });
 
@@ -75,6 +73,19 @@ describe.each(FAMILIES)('%s', (family) => {
       expect(maxDiff(reuse, full)).toBeLessThan(1e-4);
       expect(reuse.accuracyNorm).toBe(full.accuracyNorm);
       expect(reuse.cost.forwardTokens).toBeLessThanOrEqual(1.1 * reuse.cost.promptTokens);
+    }
+  });
+
+  it('multiple choice, a small cell: forwardTokens == promptTokens in loglik modes, <= 1.1 x in mean-logits (the model layer honours the hints)', async () => {
+    // 6 examples, 12 candidates: a second prefix pass (the model layer ignoring the hints) would be ~16% more.
+    for (const mode of ['loglik', 'loglik-norm', 'mean-logits'] as const) {
+      const req = { ...copaCell(family), sizes: { validationPerClass: 3 }, scoring: { multipleChoice: mode, svd: 'exact' as const } };
+      const out = await engine.evaluate(req);
+      const full = await engine.evaluate(req, { reusePrefix: false });
+      expect(out.n).toBe(6);
+      expect(maxDiff(out, full)).toBeLessThan(1e-4);
+      expect(out.cost.forwardTokens).toBeLessThanOrEqual((mode === 'mean-logits' ? 1.1 : 1.0) * out.cost.promptTokens);
+      expect(out.examples.every((e) => e.scores.every(Number.isFinite))).toBe(true);
     }
   });
 

@@ -1,0 +1,30 @@
+/** The worker's engine: built from its config, every model load (describeModel in prepare, or a cell's) recorded as metrics.modelLoad. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine } from '../../engine/index.ts';
+import { engineOptions } from '../../worker/create.ts';
+import { workerConfigFromEnv } from '../../worker/config.ts';
+import { fakeLoader } from '../engine-tasks/fake-model.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'worker-engine-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('worker engine options', () => {
+  it('carry the config and report model loads to metrics.modelLoad', async () => {
+    const config = workerConfigFromEnv({ ICL_SWEEP_CACHE_DIR: join(tmp, 'cache'), ICL_SWEEP_MAX_MODELS: '1', ICL_SWEEP_THREADS: '2', ICL_SWEEP_METRICS_PORT: 'off' });
+    const observed: number[] = [];
+    const opts = engineOptions(config, { modelLoad: (s: number) => observed.push(s) });
+    expect(opts).toMatchObject({ executionProvider: 'cpu', cacheDir: join(tmp, 'cache'), maxModels: 1, threads: 2, decompositionCacheBytes: config.decompositionCacheBytes });
+
+    const fake = fakeLoader({ loadDelayMs: 30 });
+    const engine = createEngine({ ...opts, loadModel: fake.load });
+    await engine.describeModel({ name: 'm', path: '/fake/m' }); // what prepareSweep does
+    expect(observed).toHaveLength(1);
+    expect(observed[0]).toBeGreaterThanOrEqual(0.02);
+    await engine.describeModel({ name: 'm', path: '/fake/m' }); // already loaded: nothing to record
+    expect(observed).toHaveLength(1);
+    await engine.close();
+  });
+});
