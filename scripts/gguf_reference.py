@@ -29,7 +29,7 @@ import torch
 import gguf
 from gguf import GGMLQuantizationType as Q
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,6 +100,7 @@ def random_q6_k(rows, cols, rng):
 
 
 def write_tiny(path, tname, seed, arch="llama", tokens=None, merges=None, extra_type=None):
+    """arch "llama": q/k rows permuted as llama.cpp does; "qwen2": q/k/v biases, no permutation, Qwen2 pre-tokenizer."""
     rng = np.random.default_rng(seed)
     c = dict(TINY)
     if tname == "Q6_K":
@@ -121,7 +122,7 @@ def write_tiny(path, tname, seed, arch="llama", tokens=None, merges=None, extra_
     w.add_vocab_size(V)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
+    w.add_tokenizer_pre("qwen2" if arch == "qwen2" else "smollm")
     w.add_token_list(tokens)
     w.add_token_types([3 if t.startswith("<|") else 1 for t in tokens])
     w.add_token_merges(merges)
@@ -155,8 +156,13 @@ def write_tiny(path, tname, seed, arch="llama", tokens=None, merges=None, extra_
     for l in range(L):
         add(f"blk.{l}.attn_norm.weight", rng.uniform(0.6, 1.4, size=h), "norm")
         add(f"blk.{l}.ffn_norm.weight", rng.uniform(0.6, 1.4, size=h), "norm")
-        add(f"blk.{l}.attn_q.weight", permute(rng.normal(0, std, size=(nh * d, h)), nh), "w")
-        add(f"blk.{l}.attn_k.weight", permute(rng.normal(0, std, size=(nkv * d, h)), nkv), "w")
+        perm = permute if arch == "llama" else (lambda w_, n_: w_)
+        add(f"blk.{l}.attn_q.weight", perm(rng.normal(0, std, size=(nh * d, h)), nh), "w")
+        add(f"blk.{l}.attn_k.weight", perm(rng.normal(0, std, size=(nkv * d, h)), nkv), "w")
+        if arch == "qwen2":
+            add(f"blk.{l}.attn_q.bias", rng.normal(0, 0.5, size=nh * d), "norm")
+            add(f"blk.{l}.attn_k.bias", rng.normal(0, 0.5, size=nkv * d), "norm")
+            add(f"blk.{l}.attn_v.bias", rng.normal(0, 0.5, size=nkv * d), "norm")
         add(f"blk.{l}.attn_v.weight", rng.normal(0, std, size=(nkv * d, h)), "w")
         add(f"blk.{l}.attn_output.weight", rng.normal(0, std, size=(h, nh * d)), "w")
         add(f"blk.{l}.ffn_gate.weight", rng.normal(0, std, size=(ff, h)), "w")
@@ -173,7 +179,7 @@ def load_reference_model(path):
     folder, name = os.path.split(path)
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     config._attn_implementation = "eager"
-    model = LlamaForCausalLM(config).float().eval()
+    model = AutoModelForCausalLM.from_config(config).float().eval()
     sd = load_gguf_checkpoint(path, return_tensors=True, model_to_load=model)["tensors"]
     missing, unexpected = model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in sd.items()}, strict=False)
     missing = [m for m in missing if m != "lm_head.weight"]
@@ -204,6 +210,14 @@ def tiny():
             prompts.append(entry)
         refs["files"][f"tiny-{t.lower()}.gguf"] = {"type": t, "prompts": prompts}
         print(t, os.path.getsize(path), "bytes", file=sys.stderr)
+    path = os.path.join(OUT, "tiny-qwen2-q8_0.gguf")
+    write_tiny(path, "Q8_0", seed=300, arch="qwen2", tokens=tokens, merges=merges)
+    model, tok = load_reference_model(path)
+    prompts = []
+    for text in TINY_PROMPTS:
+        ids = tok(text, add_special_tokens=False).input_ids
+        prompts.append({"text": text, "ids": ids, "last": [round(float(x), 6) for x in logprobs(model, ids)[-1]]})
+    refs["files"]["tiny-qwen2-q8_0.gguf"] = {"type": "Q8_0", "arch": "qwen2", "model_type": type(model).__name__, "prompts": prompts}
     write_tiny(os.path.join(OUT, "tiny-unsupported-q4_k.gguf"), "Q8_0", seed=7, tokens=tokens, merges=merges, extra_type="Q4_K")
     write_tiny_arch(os.path.join(OUT, "tiny-arch-gpt2.gguf"), tokens, merges)
     with open(os.path.join(OUT, "tiny-references.json"), "w") as f:
@@ -234,7 +248,7 @@ SMOLLM2_PROMPTS = [
     "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
 ]
 SMOLLM2_TOKEN_TEXTS = SMOLLM2_PROMPTS + [
-    " positive", " negative", " pos", " neg", " ham", " spam", " great", " terrible",
+    " positive", " negative", " pos", " neg", " ham", " spam", " Yes", " No", " great", " terrible",
     "Numbers 12345 and 3.14159, dates 2024-11-28; emails a.b@c.org  double  spaces\n\nnew lines\ttabs",
     "Ünïcödé — “quotes” and emoji 🙂 ok",
 ]
