@@ -14,7 +14,8 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { MODULES, type ModuleName } from '../spec/tasks.ts';
+import { MODULES } from '../spec/tasks.ts';
+import type { WeightEdit } from './model/index.ts';
 import type { DatasetSpec, ModelSpec } from '../spec/schema.ts';
 import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
@@ -33,16 +34,9 @@ import {
   type ModelInfo,
 } from './types.ts';
 
-// ---- The model layer's contract (engine/model/index.ts), restated structurally so this file does
-// ---- not need that module at type-check time and tests can inject a fake.
+// ---- The part of the model layer's contract (engine/model/index.ts) this file uses, as structural
+// ---- types, so tests can inject a fake model layer.
 
-export interface WeightEdit {
-  module: ModuleName;
-  layer: number;
-  ratio: number;
-  svd: 'exact' | 'randomized';
-  seed: number;
-}
 export interface LMTokenizer {
   encode(text: string): number[];
   decode(ids: number[]): string;
@@ -74,6 +68,7 @@ export interface CausalLMLike {
   withEdit(edit: WeightEdit | null): Promise<EditedLMLike>;
   dispose(): Promise<void>;
 }
+export type { WeightEdit };
 export type LoadModelFn = (
   dir: string,
   opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number },
@@ -349,7 +344,7 @@ export class IclEngine implements Engine {
   private readonly batchSize: number;
   private readonly tokenizeChunk: number;
 
-  constructor(private readonly opts: EngineOptions & EngineTuning) {
+  constructor(opts: EngineOptions & EngineTuning) {
     if (!Number.isInteger(opts.maxModels) || opts.maxModels < 1) throw new EngineInputError(`maxModels must be >= 1, got ${opts.maxModels}`, 'maxModels');
     this.batchSize = Math.max(1, Math.floor(opts.batchSize ?? 16));
     this.tokenizeChunk = Math.max(1, Math.floor(opts.tokenizeChunk ?? 64));

@@ -309,12 +309,12 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   let keptModel: ModelProto | null = null;
   try {
     if (feeding === 'inputs') {
-      const bytes = weightsToInputs(model, dir, new Set(map.tensors.keys()));
+      const bytes = await weightsToInputs(model, dir, new Set(map.tensors.keys()));
       session = await ort.InferenceSession.create(bytes, sessionOptions);
       for (const [name, w] of map.tensors) pristineFeeds[name] = tensorOf(w, pristine.get(name)!);
     } else {
       keptModel = model;
-      session = await ort.InferenceSession.create(serializeWith(model, dir, new Map()), sessionOptions);
+      session = await ort.InferenceSession.create(await serializeWith(model, dir, new Map()), sessionOptions);
     }
   } catch (e) {
     if (e instanceof EngineInputError) throw e;
@@ -391,7 +391,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     return out;
   }
 
-  function serializeWith(m: ModelProto, folder: string, edited: Map<string, Float32Array>): Uint8Array {
+  async function serializeWith(m: ModelProto, folder: string, edited: Map<string, Float32Array>): Promise<Uint8Array> {
     // 'recreate': every prunable initializer gets raw float32 data (pristine or edited); external data inlined
     for (const t of graphOf(m).initializer as TensorProto[]) {
       const w = map.tensors.get(t.name);
@@ -422,7 +422,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
       let entry = targeted.get(key);
       if (entry) targeted.delete(key);
       else {
-        const s = ort.InferenceSession.create(weightsToInputs(keptModel!, dir, new Set(edited.keys())), sessionOptions);
+        const s = weightsToInputs(keptModel!, dir, new Set(edited.keys())).then((bytes) => ort.InferenceSession.create(bytes, sessionOptions));
         entry = { session: s, users: 0 };
         s.catch(() => targeted.delete(key));
       }
@@ -444,7 +444,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
         evictTargeted();
       });
     } else if (edited.size > 0) {
-      runSession = await ort.InferenceSession.create(serializeWith(keptModel!, dir, edited), sessionOptions);
+      runSession = await ort.InferenceSession.create(await serializeWith(keptModel!, dir, edited), sessionOptions);
       extraSessions.add(runSession);
     }
     return new Edited(runSession, feeds, io, sizes.vocab, stats, (performance.now() - e0) / 1000, maxLogitsBytes, maxBatch, maxKvBytes, () => {

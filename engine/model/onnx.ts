@@ -2,7 +2,7 @@
  * Reading an exported model.onnx with onnx-proto (protobufjs): initializers (raw_data, float_data, or
  * external data), float16 -> float32, and the graph rewrite that turns prunable weights into inputs.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -66,33 +66,6 @@ export function isExternal(t: TensorProto): boolean {
   return t.dataLocation === EXTERNAL;
 }
 
-/** The tensor's stored bytes (raw_data or external data), or null when it uses a typed *_data field. */
-export function tensorBytes(t: TensorProto, dir: string): Uint8Array | null {
-  if (isExternal(t)) {
-    const { location, offset, length } = externalInfo(t);
-    const file = resolve(dir, location);
-    if (!location || !existsSync(file)) {
-      throw new EngineInputError(`external data file not found for tensor ${t.name}: ${file}`, file);
-    }
-    const size = length ?? statSync(file).size - offset;
-    const out = new Uint8Array(size);
-    const fd = openSync(file, 'r');
-    try {
-      let got = 0;
-      while (got < size) {
-        const n = readSync(fd, out, got, size - got, offset + got);
-        if (n <= 0) throw new EngineInputError(`external data file ${file} is truncated (tensor ${t.name})`, file);
-        got += n;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    return out;
-  }
-  if (t.rawData && t.rawData.length > 0) return t.rawData;
-  return null;
-}
-
 export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -129,9 +102,12 @@ export function floatToHalf(v: number): number {
   return sign | half;
 }
 
-/** Same as tensorBytes, reading external data asynchronously (the event loop stays free during a big load). */
-export async function tensorBytesAsync(t: TensorProto, dir: string): Promise<Uint8Array | null> {
-  if (!isExternal(t)) return tensorBytes(t, dir);
+/**
+ * The tensor's stored bytes (raw_data, or external data read asynchronously so the event loop stays free
+ * during a big load), or null when it uses a typed *_data field.
+ */
+export async function tensorBytes(t: TensorProto, dir: string): Promise<Uint8Array | null> {
+  if (!isExternal(t)) return t.rawData && t.rawData.length > 0 ? t.rawData : null;
   const { location, offset, length } = externalInfo(t);
   const file = resolve(dir, location);
   if (!location || !existsSync(file)) {
@@ -156,7 +132,7 @@ export async function tensorBytesAsync(t: TensorProto, dir: string): Promise<Uin
 /** A float tensor's values as a fresh float32 array (float16 / bfloat16 converted). */
 export async function tensorToFloat32(t: TensorProto, dir: string): Promise<Float32Array> {
   const count = t.dims.reduce<number>((a, d) => a * toNum(d), 1);
-  const bytes = await tensorBytesAsync(t, dir);
+  const bytes = await tensorBytes(t, dir);
   if (t.dataType === DT_FLOAT) {
     if (bytes) {
       if (bytes.length !== count * 4) throw new EngineInputError(`tensor ${t.name}: ${bytes.length} bytes for ${count} floats`, t.name);
@@ -207,7 +183,7 @@ export function fromFloat32(values: Float32Array, dataType: number): Float32Arra
  * (they must: onnxruntime silently ignores a feed for an initializer that is also an input); every other
  * external-data initializer is read and inlined, so the session can be created from bytes.
  */
-export function weightsToInputs(model: ModelProto, dir: string, names: Set<string>): Uint8Array {
+export async function weightsToInputs(model: ModelProto, dir: string, names: Set<string>): Promise<Uint8Array> {
   const graph = graphOf(model);
   const kept: TensorProto[] = [];
   const moved: TensorProto[] = [];
@@ -217,7 +193,7 @@ export function weightsToInputs(model: ModelProto, dir: string, names: Set<strin
       continue;
     }
     if (isExternal(t)) {
-      t.rawData = tensorBytes(t, dir)!;
+      t.rawData = (await tensorBytes(t, dir))!;
       t.externalData = [];
       t.dataLocation = 0;
     }

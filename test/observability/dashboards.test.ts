@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, serverUrl, type TestDatabase } from '../support/database.ts';
-import { connectClient, spawnWorker, uniqueTaskQueue } from '../support/temporal.ts';
+import { connectClient, spawnWorker, uniqueTaskQueue, waitFor } from '../support/temporal.ts';
 import { linkCells, saveCellFailure } from '../../db/queries.ts';
 import {
   DEPLOY_DIR,
@@ -34,7 +34,6 @@ import {
   promQueries,
   sqlQueries,
   startPrometheus,
-  waitUntil,
   type RunningPrometheus,
 } from './helpers.ts';
 
@@ -136,18 +135,18 @@ beforeAll(async () => {
     },
     (line) => (workerLog = (workerLog + line + '\n').slice(-20_000)),
   );
-  await waitUntil('the worker /readyz', async () => {
+  await waitFor(async () => {
     if (worker!.exitCode !== null) throw new Error(`worker exited (${worker!.exitCode}):\n${workerLog}`);
     return (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok;
-  }, 90_000, 500);
+  }, 90_000, 500, 'the worker /readyz');
   prom = await startPrometheus(path.join(tmp, 'prometheus'), {
     'icl-sweep-workers': [`127.0.0.1:${metricsPort}`],
     'icl-sweep-temporal-sdk': [`127.0.0.1:${temporalPort}`],
   });
-  await waitUntil('first scrapes', async () => {
+  await waitFor(async () => {
     const r = await prom!.query('sum(up)');
     return Number(r.result[0]?.value?.[1]) === 2;
-  }, 30_000, 500);
+  }, 30_000, 500, 'first scrapes');
 
   // Sweep A: grid on validation + the paper's selection step (test cells). Sweep B: the same grid,
   // all reused. Then one failed cell recorded through db/queries.ts (a real failure would fail the

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
+import { waitFor } from '../support/temporal.ts';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const DASHBOARDS_DIR = path.join(REPO, 'dashboards');
@@ -49,21 +50,6 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 60_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,10 +237,10 @@ export async function startPrometheus(dir: string, targets: Record<string, strin
   child.stdout?.on('data', (b) => (log += b.toString()));
   child.stderr?.on('data', (b) => (log = (log + b.toString()).slice(-20_000)));
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil('prometheus ready', async () => {
+  await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}): ${log}`);
     return (await fetch(`${url}/-/ready`)).ok;
-  }, 30_000);
+  }, 30_000, 250, 'prometheus ready');
   return {
     url,
     process: child,
