@@ -4,10 +4,10 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import type { ModuleName } from '../spec/tasks.ts';
+import type { ModuleName } from '../sweepspec/tasks.ts';
 import { EngineInputError } from '../engine/types.ts';
 import { upsertSweep } from '../db/queries.ts';
-import { gridProblems, type PreparedModel, type PreparedSweep } from '../spec/cells.ts';
+import { gridProblems, type PreparedModel, type PreparedSweep } from '../sweepspec/cells.ts';
 import type { PrepareSweepInput } from './types.ts';
 import type { ActivityContext } from './context.ts';
 

@@ -4,9 +4,9 @@
  * 10,000-cell grid's accuracies never travel through the workflow history.
  */
 import { cellResults, saveSelections } from '../db/queries.ts';
-import { expandCells } from '../spec/cells.ts';
+import { expandCells } from '../sweepspec/cells.ts';
 import { selectBest, type Selection, type ValidationResult } from '../workflows/selection.ts';
-import type { ModuleName } from '../spec/tasks.ts';
+import type { ModuleName } from '../sweepspec/tasks.ts';
 import type { SaveSelectionsInput, SelectOnValidationInput } from './types.ts';
 import type { ActivityContext } from './context.ts';
 

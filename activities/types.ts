@@ -4,8 +4,8 @@
  * the engine from their worker's context.
  */
 import type { CellRequest } from '../engine/types.ts';
-import type { SweepSpec } from '../spec/schema.ts';
-import type { Cell, PreparedSweep } from '../spec/cells.ts';
+import type { SweepSpec } from '../sweepspec/schema.ts';
+import type { Cell, PreparedSweep } from '../sweepspec/cells.ts';
 import type { Selection } from '../workflows/selection.ts';
 
 export interface PrepareSweepInput {

@@ -19,7 +19,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Client } from '@temporalio/client';
 import { createDb, migrate } from '../db/client.ts';
 import { prepareSmolLM2 } from '../engine/gguf/smollm2.ts';
-import { checkSpec, type SweepSpecInput } from '../spec/schema.ts';
+import { checkSpec, type SweepSpecInput } from '../sweepspec/schema.ts';
 import { workerConfigFromEnv } from '../worker/config.ts';
 import { createSweepWorker } from '../worker/create.ts';
 import { connectTemporal } from './client.ts';

@@ -1,7 +1,7 @@
 /** Reading a sweep spec file (JSON or YAML) and checking it with the shared schema. */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { checkSpec, type SpecCheck } from '../spec/schema.ts';
+import { checkSpec, type SpecCheck } from '../sweepspec/schema.ts';
 
 /** The spec as the user wrote it (what the workflow receives), or a readable error. */
 export async function readSpecFile(file: string): Promise<unknown> {

@@ -33,7 +33,7 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json tsconfig.json ./
-COPY spec ./spec
+COPY sweepspec ./sweepspec
 COPY engine ./engine
 COPY workflows ./workflows
 COPY activities ./activities

@@ -2,8 +2,8 @@
  * The engine's public contract: what one cell is, what evaluating it returns, and the errors it
  * raises. The orchestration (activities) depends on this file only, through engine/index.ts.
  */
-import type { DatasetSpec, ModelSpec, Scoring } from '../spec/schema.ts';
-import type { ModuleName } from '../spec/tasks.ts';
+import type { DatasetSpec, ModelSpec, Scoring } from '../sweepspec/schema.ts';
+import type { ModuleName } from '../sweepspec/tasks.ts';
 
 export type Split = 'validation' | 'test';
 

@@ -22,8 +22,8 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { checkSpec, type SweepSpec } from '../spec/schema.ts';
-import { baselineCell, cellIdentity, expandCells, makeCell, type Cell, type PreparedSweep, type Split } from '../spec/cells.ts';
+import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
+import { baselineCell, cellIdentity, expandCells, makeCell, type Cell, type PreparedSweep, type Split } from '../sweepspec/cells.ts';
 import type { CellActivities, SelectionRow, SweepActivities } from '../activities/types.ts';
 import type { CellRequest } from '../engine/types.ts';
 import type { Selection } from './selection.ts';

@@ -3,7 +3,7 @@
  * a new SQL migration under db/migrations (never edit an applied migration; add a new one).
  *
  * - sweeps: one row per sweep name (a rerun under a new workflow id reuses the row).
- * - cells: one row per computed cell, keyed by the cell key (spec/cells.ts); shared by every sweep
+ * - cells: one row per computed cell, keyed by the cell key (sweepspec/cells.ts); shared by every sweep
  *   that contains the cell. Canonical coordinates (a ratio-0 cell has module "none", layer 0).
  * - sweep_cells: which cells a sweep contains, with the coordinates as that sweep sees them.
  * - examples: per-example predictions of a cell (label, prediction, one score per class).

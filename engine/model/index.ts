@@ -16,7 +16,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
-import type { ModuleName } from '../../spec/tasks.ts';
+import type { ModuleName } from '../../sweepspec/tasks.ts';
 import { type DecompositionCache, matrixHash, sharedCache } from '../linalg/cache.ts';
 import { exactSvd, keptRank, randomizedSvd, reconstruct } from '../linalg/svd.ts';
 import { EngineInputError, type ModelInfo } from '../types.ts';

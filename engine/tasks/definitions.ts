@@ -1,14 +1,14 @@
 /**
  * Task definitions: the paper's seven builtin tasks (../../../shared/docs/paper-protocol.md) and the
- * user-defined task of spec/schema.ts, resolved into one plain, JSON-serialisable shape. The
+ * user-defined task of sweepspec/schema.ts, resolved into one plain, JSON-serialisable shape. The
  * resolved definition is hashed into the dataset fingerprint, so any change to a template, a
  * verbalizer or a default changes every cell key that depends on it.
  *
  * Templates use `{field}` placeholders (a column of the dataset) and `{answer}`.
  * See README.md beside this file for the rules (splits, sampling, indices, scoring).
  */
-import type { BuiltinTask } from '../../spec/tasks.ts';
-import type { CustomTask } from '../../spec/schema.ts';
+import type { BuiltinTask } from '../../sweepspec/tasks.ts';
+import type { CustomTask } from '../../sweepspec/schema.ts';
 import { EngineInputError } from '../types.ts';
 
 export interface ClassificationQuery {

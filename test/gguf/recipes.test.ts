@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emailSnippet, prepareRecipe, RECIPE_NAMES, RECIPES, resolveRecipe, SENTIMENT_TASK_PROTOCOL, SPAM_TASK, splitRows } from '../../engine/data/recipes/index.ts';
-import { customTaskSchema } from '../../spec/schema.ts';
+import { customTaskSchema } from '../../sweepspec/schema.ts';
 import { EngineInputError } from '../../engine/types.ts';
 
 let a: string;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { baselineCell, canonicalJson, cellIdentity, cellKey, expandCells, gridProblems, makeCell, type PreparedSweep } from '../../spec/cells.ts';
-import { checkSpec, type SweepSpec } from '../../spec/schema.ts';
+import { baselineCell, canonicalJson, cellIdentity, cellKey, expandCells, gridProblems, makeCell, type PreparedSweep } from '../../sweepspec/cells.ts';
+import { checkSpec, type SweepSpec } from '../../sweepspec/schema.ts';
 
 function spec(over: Record<string, unknown> = {}): SweepSpec {
   const r = checkSpec({
