@@ -1,11 +1,9 @@
 /** prepareSweep: fingerprints and layer counts of the spec's models and datasets; registers the sweep. */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import type { ModuleName } from '../sweepspec/tasks.ts';
-import { EngineInputError } from '../engine/types.ts';
+import type { ModuleName } from '../engine/vocabulary.ts';
+import { EngineInputError, fingerprintFolder } from '../engine/index.ts';
 import { upsertSweep } from '../db/queries.ts';
 import { gridProblems, type PreparedModel, type PreparedSweep } from '../sweepspec/cells.ts';
 import type { PrepareSweepInput } from './types.ts';
@@ -16,20 +14,12 @@ import type { ActivityContext } from './context.ts';
  * new cells) and the layer count from config.json when readable. null when there is no such folder.
  */
 async function describeBrokenModel(dir: string, modules: ModuleName[]): Promise<Omit<PreparedModel, 'name' | 'broken'> | null> {
-  let names: string[];
   try {
-    if (!(await stat(dir)).isDirectory()) return null;
-    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort();
+    if (!(await stat(join(dir, 'config.json'))).isFile()) return null;
   } catch {
     return null;
   }
-  if (!names.includes('config.json')) return null;
-  const hash = createHash('sha256');
-  for (const name of names) {
-    hash.update(`${name}\u0000`);
-    for await (const chunk of createReadStream(join(dir, name))) hash.update(chunk as Buffer);
-    hash.update('\u0000');
-  }
+  const fingerprint = await fingerprintFolder(dir);
   let numLayers = 1;
   let family = 'unknown';
   try {
@@ -40,7 +30,7 @@ async function describeBrokenModel(dir: string, modules: ModuleName[]): Promise<
   } catch {
     /* unreadable config: one layer */
   }
-  return { fingerprint: `unusable:${hash.digest('hex')}`, numLayers, family, modules: [...modules] };
+  return { fingerprint: `unusable:${fingerprint}`, numLayers, family, modules: [...modules] };
 }
 
 function isInputError(err: unknown): err is Error {

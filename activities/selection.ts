@@ -1,12 +1,12 @@
 /**
  * The selection step's database side: the grid's validation results -> selectBest (the pure rule of
- * workflows/selection.ts), and storing the picks. The rule runs here, next to the data, so a
+ * analysis/selection.ts), and storing the picks. The rule runs here, next to the data, so a
  * 10,000-cell grid's accuracies never travel through the workflow history.
  */
 import { cellResults, saveSelections } from '../db/queries.ts';
 import { expandCells } from '../sweepspec/cells.ts';
-import { selectBest, type Selection, type ValidationResult } from '../workflows/selection.ts';
-import type { ModuleName } from '../sweepspec/tasks.ts';
+import { selectBest, type Selection, type ValidationResult } from '../analysis/selection.ts';
+import type { ModuleName } from '../engine/vocabulary.ts';
 import type { SaveSelectionsInput, SelectOnValidationInput } from './types.ts';
 import type { ActivityContext } from './context.ts';
 

@@ -6,7 +6,7 @@
 import type { CellRequest } from '../engine/types.ts';
 import type { SweepSpec } from '../sweepspec/schema.ts';
 import type { Cell, PreparedSweep } from '../sweepspec/cells.ts';
-import type { Selection } from '../workflows/selection.ts';
+import type { Selection } from '../analysis/selection.ts';
 
 export interface PrepareSweepInput {
   spec: SweepSpec;

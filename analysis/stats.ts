@@ -2,6 +2,7 @@
  * Statistics of the selection report: confidence intervals of an accuracy, the paired test of two
  * cells evaluated on the same examples, and the validation-to-test gap. Pure functions, no I/O.
  */
+import { createRng, randomBelow } from '../engine/random.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Normal quantile
@@ -268,18 +269,6 @@ export function pairPredictions(baseline: readonly ExamplePrediction[], other: r
 // Paired bootstrap
 // ---------------------------------------------------------------------------------------------
 
-/** Seeded 32-bit PRNG (mulberry32): deterministic uniforms in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface BootstrapResult {
   /** Observed accuracy difference, other - baseline. */
   difference: number;
@@ -318,11 +307,11 @@ export function pairedBootstrap(
     d[i] = (otherCorrect[i] ? 1 : 0) - (baselineCorrect[i] ? 1 : 0);
     total += d[i];
   }
-  const rand = mulberry32(seed);
+  const rng = createRng(seed);
   const stats = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
     let s = 0;
-    for (let i = 0; i < n; i++) s += d[Math.floor(rand() * n)];
+    for (let i = 0; i < n; i++) s += d[randomBelow(rng, n)];
     stats[r] = s / n;
   }
   stats.sort();

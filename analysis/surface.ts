@@ -4,7 +4,7 @@
  * Pure: returns strings; writing files is the caller's business (cli/report.ts).
  */
 
-import { MODULES } from '../sweepspec/tasks.ts';
+import { MODULES } from '../engine/vocabulary.ts';
 
 const MODULE_ORDER: readonly string[] = MODULES;
 

@@ -15,7 +15,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { createEngine, type CellOutcome, type CellRequest } from '../engine/index.ts';
-import type { ModuleName } from '../sweepspec/tasks.ts';
+import type { ModuleName } from '../engine/vocabulary.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const argv = process.argv.slice(2);

@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { contentKey, DecompositionCache } from '../engine/linalg/cache.ts';
-import { exactSvd, Gaussian, keptRank, randomizedSvd, reconstruct } from '../engine/linalg/svd.ts';
+import { createRng, randomBelow } from '../engine/random.ts';
+import { exactSvd, gaussianMatrix, keptRank, randomizedSvd, reconstruct } from '../engine/linalg/svd.ts';
 import { loadModel, type WeightFeeding } from '../engine/model/index.ts';
 
 const { values } = parseArgs({
@@ -59,7 +60,7 @@ function findNumpy(): string | null {
 
 const work = mkdtempSync(join(tmpdir(), 'icl-bench-svd-'));
 try {
-  const a = new Gaussian('bench').fill(new Float32Array(m * n));
+  const a = gaussianMatrix(m * n, 'bench');
   console.log(`matrix ${m} x ${n} float32, ${repeat} repeats (median)`);
 
   // numpy first: once this process has used OpenBLAS its threads spin for a while and would slow python down
@@ -148,8 +149,8 @@ async function benchModel(dir: string, threads?: number): Promise<void> {
     const lm = await loadModel(dir, { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 30, threads, weightFeeding: feeding, selectLogits });
     const load = (performance.now() - t0) / 1000;
     const vocab = lm.sizes.vocab;
-    const g = new Gaussian(5);
-    const tok = () => Math.floor(g.uniform() * Math.min(vocab, 500));
+    const rng = createRng(5);
+    const tok = () => randomBelow(rng, Math.min(vocab, 500));
     const prefixIds = Array.from({ length: 200 }, tok);
     const queries = Array.from({ length: 16 }, (_, i) => Array.from({ length: 20 + (i % 7) }, tok));
     const layer = lm.info.numLayers - 1;

@@ -14,9 +14,9 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { MODULES } from '../sweepspec/tasks.ts';
+import { MODULES } from './vocabulary.ts';
 import type { WeightEdit } from './model/index.ts';
-import type { DatasetSpec, ModelSpec } from '../sweepspec/schema.ts';
+import type { DatasetSpec, ModelSpec } from './types.ts';
 import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery } from './tasks/render.ts';

@@ -11,6 +11,7 @@ import { createIclEngine, type EngineTuning } from './evaluate.ts';
 import type { Engine, EngineOptions } from './types.ts';
 
 export * from './types.ts';
+export { fingerprintFolder } from './fingerprint.ts';
 export type { EngineTuning } from './evaluate.ts';
 
 /**

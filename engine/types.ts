@@ -1,9 +1,40 @@
 /**
  * The engine's public contract: what one cell is, what evaluating it returns, and the errors it
- * raises. The orchestration (activities) depends on this file only, through engine/index.ts.
+ * raises. It imports nothing outside engine/: the orchestrator's spec schema (sweepspec/) produces
+ * these shapes, and the activities depend on this file only, through engine/index.ts.
  */
-import type { DatasetSpec, ModelSpec, Scoring } from '../sweepspec/schema.ts';
-import type { ModuleName } from '../sweepspec/tasks.ts';
+import type { BuiltinTask, ModuleName } from './vocabulary.ts';
+
+/** A model folder in the layout Hugging Face's ONNX exporters write (model.onnx, config.json, tokenizer.json). */
+export interface ModelSpec {
+  name: string;
+  path: string;
+}
+
+/** A task for any labelled dataset: a demonstration template and one single-token verbalizer per label. */
+export interface CustomTask {
+  /** One demonstration with {field} placeholders and exactly one {answer}; the query is the text before {answer}. */
+  template: string;
+  /** Label value (as it appears in the data) -> verbalizer word. */
+  answers: Record<string, string>;
+  labelField: string;
+}
+
+/** A dataset: a folder with train / validation / test files and its task, or a named recipe. */
+export interface DatasetSpec {
+  name: string;
+  /** Required with `path`; overrides a recipe's own task when given. */
+  task?: BuiltinTask | CustomTask;
+  path?: string;
+  recipe?: string;
+}
+
+export interface Scoring {
+  /** Summed log-likelihood (acc), length-normalised (acc_norm), or the paper's mean of raw logits. */
+  multipleChoice: 'loglik' | 'loglik-norm' | 'mean-logits';
+  /** Exact truncated SVD or the paper's randomized SVD (q = k, niter = 2, seeded). */
+  svd: 'exact' | 'randomized';
+}
 
 export type Split = 'validation' | 'test';
 

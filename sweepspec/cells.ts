@@ -9,7 +9,7 @@
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { SweepSpec } from './schema.ts';
-import type { ModuleName } from './tasks.ts';
+import type { ModuleName } from '../engine/vocabulary.ts';
 
 export type Split = 'validation' | 'test';
 /** Module of the canonical unpruned (ratio 0) cell. */

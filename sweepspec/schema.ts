@@ -4,7 +4,8 @@
  * the workflow bundle can use it.
  */
 import { z } from 'zod';
-import { BUILTIN_TASKS, MODULES } from './tasks.ts';
+import type { CustomTask, DatasetSpec, ModelSpec, Scoring } from '../engine/types.ts';
+import { BUILTIN_TASKS, MODULES } from '../engine/vocabulary.ts';
 
 const name = z
   .string()
@@ -16,7 +17,7 @@ export const modelSchema = z.object({
   name,
   /** A folder in the layout Hugging Face's ONNX exporters write (model.onnx, config.json, tokenizer.json). */
   path: z.string().min(1),
-});
+}) satisfies z.ZodType<ModelSpec>;
 
 /** A task for any labelled dataset: a demonstration template and one verbalizer word per label. */
 export const customTaskSchema = z.object({
@@ -25,7 +26,7 @@ export const customTaskSchema = z.object({
   /** Label value (as it appears in the data) -> verbalizer word; each word must be a single token after a space. */
   answers: z.record(z.string(), z.string().min(1)).refine((a) => Object.keys(a).length >= 2, 'needs at least two labels'),
   labelField: z.string().min(1).default('label'),
-});
+}) satisfies z.ZodType<CustomTask>;
 
 export const datasetSchema = z
   .object({
@@ -41,7 +42,7 @@ export const datasetSchema = z
     message: 'give exactly one of "path" or "recipe"',
     path: ['path'],
   })
-  .refine((d) => d.path === undefined || d.task !== undefined, { message: 'a dataset given by "path" needs a "task"', path: ['task'] });
+  .refine((d) => d.path === undefined || d.task !== undefined, { message: 'a dataset given by "path" needs a "task"', path: ['task'] }) satisfies z.ZodType<DatasetSpec>;
 
 const layerSchema = z.number().int().min(-1);
 
@@ -50,7 +51,7 @@ export const scoringSchema = z.object({
   multipleChoice: z.enum(['loglik', 'loglik-norm', 'mean-logits']).default('loglik'),
   /** Exact truncated SVD (sound default) or the paper's randomized SVD (q = k, niter = 2, seeded). */
   svd: z.enum(['exact', 'randomized']).default('exact'),
-});
+}) satisfies z.ZodType<Scoring>;
 
 export const sweepSpecSchema = z
   .object({
@@ -101,10 +102,6 @@ export const sweepSpecSchema = z
 export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
 /** A validated spec with defaults filled in. */
 export type SweepSpec = z.output<typeof sweepSpecSchema>;
-export type ModelSpec = z.output<typeof modelSchema>;
-export type DatasetSpec = z.output<typeof datasetSchema>;
-export type CustomTask = z.output<typeof customTaskSchema>;
-export type Scoring = z.output<typeof scoringSchema>;
 
 /** One line per problem, each naming its field, e.g. `models[0].path: Required`. */
 export function formatSpecIssues(error: z.ZodError): string[] {

@@ -26,7 +26,7 @@ import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
 import { baselineCell, cellIdentity, expandCells, makeCell, type Cell, type PreparedSweep, type Split } from '../sweepspec/cells.ts';
 import type { CellActivities, SelectionRow, SweepActivities } from '../activities/types.ts';
 import type { CellRequest } from '../engine/types.ts';
-import type { Selection } from './selection.ts';
+import type { Selection } from '../analysis/selection.ts';
 import { cellsTaskQueue } from './queues.ts';
 
 /** At most this many cells looked up per activity, and activities pending per run. */

@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
-import type { BuiltinTask } from '../../sweepspec/tasks.ts';
-import type { CustomTask, DatasetSpec } from '../../sweepspec/schema.ts';
+import type { BuiltinTask } from '../vocabulary.ts';
+import type { CustomTask, DatasetSpec } from '../types.ts';
 import { resolveTask, type ResolvedTask } from '../tasks/definitions.ts';
 import { EngineInputError, type DatasetInfo } from '../types.ts';
 import { folderSignature, readDatasetFolder, SPLITS, type Row, type SplitName, type SplitRows } from './files.ts';

@@ -4,6 +4,7 @@
  * Gaussian test matrix), and the reconstruction U_k S_k V_k^T (cblas_sgemm). All native work is async.
  */
 import { orthonormalize, sgemm, sgesdd } from './blas.ts';
+import { createGaussian } from '../random.ts';
 
 /** A (possibly partial) SVD of an m x n matrix: A ~ U diag(S) VT with U [m, r], S [r], VT [r, n]. */
 export interface Decomposition {
@@ -31,74 +32,22 @@ export async function exactSvd(a: Float32Array, m: number, n: number): Promise<D
   return { m, n, r: Math.min(m, n), u, s, vt };
 }
 
-/** Seeded PRNG (splitmix64 over BigInt-free 32-bit halves: xoshiro128**) with Box-Muller normals. */
-export class Gaussian {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-  private spare: number | null = null;
-  constructor(seed: number | string) {
-    // derive 128 bits of state from the seed with a string hash (FNV-1a + murmur finalizer)
-    const text = String(seed);
-    const mix = (salt: number): number => {
-      let h = (2166136261 ^ salt) >>> 0;
-      for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
-      h ^= h >>> 16;
-      h = Math.imul(h, 0x85ebca6b) >>> 0;
-      h ^= h >>> 13;
-      h = Math.imul(h, 0xc2b2ae35) >>> 0;
-      h ^= h >>> 16;
-      return h >>> 0;
-    };
-    this.s0 = mix(1) | 1;
-    this.s1 = mix(2);
-    this.s2 = mix(3);
-    this.s3 = mix(4);
-  }
-  /** Uniform in [0, 1). */
-  uniform(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result / 4294967296;
-  }
-  normal(): number {
-    if (this.spare !== null) {
-      const v = this.spare;
-      this.spare = null;
-      return v;
-    }
-    let u = 0;
-    while (u === 0) u = this.uniform();
-    const v = this.uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-  fill(out: Float32Array): Float32Array {
-    for (let i = 0; i < out.length; i++) out[i] = this.normal();
-    return out;
-  }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
+/** A matrix of independent standard normals, seeded (the randomized SVD's test matrix). */
+export function gaussianMatrix(length: number, seed: number | string): Float32Array {
+  const normal = createGaussian(seed);
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = normal();
+  return out;
 }
 
 /**
  * Orthonormal basis [rows(op(A)), q] for the range of op(A), op(A) = A ([m, n]) or A^T when `t`;
  * torch._lowrank.get_approximate_basis with niter power iterations.
  */
-async function approximateBasis(a: Float32Array, m: number, n: number, t: boolean, q: number, niter: number, rng: Gaussian): Promise<Float32Array> {
+async function approximateBasis(a: Float32Array, m: number, n: number, t: boolean, q: number, niter: number, seed: number | string): Promise<Float32Array> {
   const rows = t ? n : m; // op(A) is rows x cols
   const cols = t ? m : n;
-  const r = rng.fill(new Float32Array(cols * q));
+  const r = gaussianMatrix(cols * q, seed);
   // X = op(A) R
   let x = await sgemm(t, false, rows, q, cols, a, r, undefined, n, q);
   let basis = await orthonormalize(x, rows, q);
@@ -119,10 +68,9 @@ async function approximateBasis(a: Float32Array, m: number, n: number, t: boolea
  */
 export async function randomizedSvd(a: Float32Array, m: number, n: number, q: number, niter: number, seed: number | string): Promise<Decomposition> {
   if (q <= 0) return { m, n, r: 0, u: new Float32Array(0), s: new Float32Array(0), vt: new Float32Array(0) };
-  const rng = new Gaussian(seed);
   if (m < n || n > q) {
     // Q = basis of range(A^T) [n, q]; B_t = A Q [m, q]; svd(B_t) = U S Vh; V = Q Vh^T
-    const basis = await approximateBasis(a, m, n, true, q, niter, rng);
+    const basis = await approximateBasis(a, m, n, true, q, niter, seed);
     const bt = await sgemm(false, false, m, q, n, a, basis);
     const small = await sgesdd(bt, m, q); // u [m, q], s [q], vt(h) [q, q]
     // VT = (Q Vh^T)^T = Vh Q^T  [q, n]
@@ -130,7 +78,7 @@ export async function randomizedSvd(a: Float32Array, m: number, n: number, q: nu
     return { m, n, r: q, u: small.u, s: small.s, vt };
   }
   // Q = basis of range(A) [m, q]; B = Q^T A [q, n]; svd(B) = Ub S VT; U = Q Ub
-  const basis = await approximateBasis(a, m, n, false, q, niter, rng);
+  const basis = await approximateBasis(a, m, n, false, q, niter, seed);
   const b = await sgemm(true, false, q, n, m, basis, a);
   const small = await sgesdd(b, q, n); // u [q, q], s [q], vt [q, n]
   const u = await sgemm(false, false, m, q, q, basis, small.u);

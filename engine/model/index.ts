@@ -10,16 +10,15 @@
  * as initializers, in one session per edited set; 'recreate' builds a fresh session per edit (kept for
  * benchmarks). See WeightFeeding.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
-import type { ModuleName } from '../../sweepspec/tasks.ts';
+import type { ModuleName } from '../vocabulary.ts';
 import { type DecompositionCache, matrixHash, sharedCache } from '../linalg/cache.ts';
 import { exactSvd, keptRank, randomizedSvd, reconstruct } from '../linalg/svd.ts';
 import { EngineInputError, type ModelInfo } from '../types.ts';
+import { fingerprintFolder } from '../fingerprint.ts';
 import { DT_FLOAT, fromFloat32, graphOf, LOGITS_POSITIONS, selectableLogits, type ModelProto, onnx, readModelProto, type TensorProto, tensorToFloat32, toNum, weightsToInputs } from './onnx.ts';
 import {
   extract, type Family, familyModules, familyOf, mapWeights, resolveTargets, scatter, type Sizes, sizesOf, type WeightMap, type WeightTensor,
@@ -137,55 +136,6 @@ function readJson(path: string): Record<string, any> {
   } catch (e) {
     throw new EngineInputError(`invalid JSON in ${path}: ${(e as Error).message}`, path);
   }
-}
-
-/**
- * sha256 over the folder's files (sorted relative names, sizes and contents), not its path. With a
- * cacheDir, the result is remembered under <cacheDir>/fingerprints keyed by (path, names, sizes, mtimes),
- * so a multi-GB model is read for hashing once, not at every load.
- */
-export async function fingerprintFolder(dir: string, cacheDir?: string): Promise<string> {
-  const files: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) walk(r);
-      else if (e.isFile()) files.push(r);
-    }
-  };
-  walk('');
-  files.sort();
-  const stats = files.map((f) => {
-    const st = statSync(join(dir, f));
-    return [f, st.size, st.mtimeMs] as const;
-  });
-  const memo = cacheDir
-    ? join(cacheDir, 'fingerprints', createHash('sha256').update(JSON.stringify([resolve(dir), stats])).digest('hex'))
-    : null;
-  if (memo && existsSync(memo)) {
-    const v = readFileSync(memo, 'utf8').trim();
-    if (/^[0-9a-f]{64}$/.test(v)) return v;
-  }
-  const h = createHash('sha256');
-  for (const [f, size] of stats) {
-    h.update(`${f}\0${size}\0`);
-    await new Promise<void>((done, fail) => {
-      createReadStream(join(dir, f))
-        .on('data', (c) => h.update(c))
-        .on('end', () => done())
-        .on('error', fail);
-    });
-  }
-  const hex = h.digest('hex');
-  if (memo) {
-    try {
-      await mkdir(dirname(memo), { recursive: true });
-      await writeFile(memo, hex);
-    } catch {
-      // a cache write failure must not fail the load
-    }
-  }
-  return hex;
 }
 
 function loadTokenizer(dir: string) {

@@ -4,7 +4,7 @@
  * its weight operand traced back to an initializer (through Transpose / Cast if present), and its
  * shape checked against config.json. Initializer names are never used to identify a module.
  */
-import type { ModuleName } from '../../sweepspec/tasks.ts';
+import type { ModuleName } from '../vocabulary.ts';
 import { EngineInputError } from '../types.ts';
 import { graphOf, type ModelProto, type NodeProto, type TensorProto, toNum } from './onnx.ts';
 

@@ -7,8 +7,8 @@
  * Templates use `{field}` placeholders (a column of the dataset) and `{answer}`.
  * See README.md beside this file for the rules (splits, sampling, indices, scoring).
  */
-import type { BuiltinTask } from '../../sweepspec/tasks.ts';
-import type { CustomTask } from '../../sweepspec/schema.ts';
+import type { BuiltinTask } from '../vocabulary.ts';
+import type { CustomTask } from '../types.ts';
 import { EngineInputError } from '../types.ts';
 
 export interface ClassificationQuery {

@@ -3,4 +3,4 @@ export * from './definitions.ts';
 export * from './render.ts';
 export * from './sampling.ts';
 export * from './scoring.ts';
-export { createRng, shuffledIndices } from './prng.ts';
+export { createRng, shuffledIndices } from '../random.ts';

@@ -4,7 +4,7 @@
  */
 import type { PreparedDataset, PreparedSplit, Row, SplitName } from '../data/index.ts';
 import { EngineInputError, type Split } from '../types.ts';
-import { shuffledIndices } from './prng.ts';
+import { shuffledIndices } from '../random.ts';
 
 export interface SampleRequest {
   split: Split;

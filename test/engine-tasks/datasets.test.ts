@@ -7,7 +7,7 @@ import { parquetWriteBuffer } from 'hyparquet-writer';
 import { loadDataset } from '../../engine/data/index.ts';
 import { discoverSplits } from '../../engine/data/files.ts';
 import { EngineInputError } from '../../engine/types.ts';
-import type { CustomTask } from '../../sweepspec/schema.ts';
+import type { CustomTask } from '../../engine/types.ts';
 
 const FIX = resolve(import.meta.dirname, '../fixtures/datasets');
 const tmp = mkdtempSync(join(tmpdir(), 'engine-datasets-'));

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { prepareDataset, type PreparedDataset } from '../../engine/data/index.ts';
 import type { ReadDataset, Row, SplitName } from '../../engine/data/files.ts';
 import { BUILTIN_DEFINITIONS, type ResolvedTask } from '../../engine/tasks/definitions.ts';
-import { createRng, shuffledIndices } from '../../engine/tasks/prng.ts';
+import { createRng, shuffledIndices } from '../../engine/random.ts';
 import { sampleCell } from '../../engine/tasks/sampling.ts';
 import { EngineInputError } from '../../engine/types.ts';
 

@@ -1,6 +1,6 @@
 /** Every builtin template renders exactly as paper-protocol.md specifies (hand-written expected strings). */
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_TASKS } from '../../sweepspec/tasks.ts';
+import { BUILTIN_TASKS } from '../../engine/vocabulary.ts';
 import { customTaskSchema } from '../../sweepspec/schema.ts';
 import { BUILTIN_DEFINITIONS, resolveCustomTask, resolveTask } from '../../engine/tasks/definitions.ts';
 import { renderChoices, renderDemo, renderDemos, renderQuery } from '../../engine/tasks/render.ts';
@@ -9,7 +9,7 @@ import { EngineInputError } from '../../engine/types.ts';
 const T = BUILTIN_DEFINITIONS;
 
 describe('builtin templates', () => {
-  it('covers the seven tasks of sweepspec/tasks.ts', () => {
+  it('covers the seven tasks of engine/vocabulary.ts', () => {
     expect(Object.keys(T).sort()).toEqual([...BUILTIN_TASKS].sort());
   });
 

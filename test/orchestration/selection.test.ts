@@ -6,9 +6,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults, selectionResults } from '../../db/queries.ts';
-import { selectBest } from '../../workflows/selection.ts';
+import { selectBest } from '../../analysis/selection.ts';
 import type { SweepResult } from '../../workflows/sweep.ts';
-import type { ModuleName } from '../../sweepspec/tasks.ts';
+import type { ModuleName } from '../../engine/vocabulary.ts';
 import { startWorker, type RunningWorker } from '../support/temporal.ts';
 import { MODELS, SST2, setupSuite, type Suite } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compareCandidates, selectBest, type ValidationResult } from '../../workflows/selection.ts';
-import type { ModuleName } from '../../sweepspec/tasks.ts';
+import { compareCandidates, selectBest, type ValidationResult } from '../../analysis/selection.ts';
+import type { ModuleName } from '../../engine/vocabulary.ts';
 
 let counter = 0;
 function r(module: ModuleName, layer: number, ratio: number, accuracy: number, extra: Partial<ValidationResult> = {}): ValidationResult {
@@ -69,7 +69,7 @@ describe('selectBest', () => {
     expect([s.module, s.layer]).toEqual(['all', 2]);
   });
 
-  it('tie on accuracy, ratio and layer: the module that comes first in sweepspec/tasks.ts MODULES wins', () => {
+  it('tie on accuracy, ratio and layer: the module that comes first in engine/vocabulary.ts MODULES wins', () => {
     let s = pick([r('attn', 26, 0.5, 0.7), r('mlp', 26, 0.5, 0.7), r('all', 26, 0.5, 0.7)]);
     expect(s.module).toBe('mlp');
     s = pick([r('mlp', 26, 0.5, 0.7), r('fc_out', 26, 0.5, 0.7), r('fc_in', 26, 0.5, 0.7)]);

@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
-import type { CustomTask } from '../../../sweepspec/schema.ts';
+import type { CustomTask } from '../../types.ts';
 import { EngineInputError } from '../../types.ts';
 
 const require = createRequire(import.meta.url);

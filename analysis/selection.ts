@@ -1,9 +1,9 @@
 /**
  * The paper's Algorithm 1, selection step: per (model, dataset), keep the validation cell with the
- * best accuracy. Pure and deterministic (it runs inside the `sweep` workflow): no I/O, no clock, no
- * randomness; only `sweepspec/tasks.ts` is imported.
+ * best accuracy. Pure and deterministic: no I/O, no clock, no randomness. The selection activity
+ * runs it next to the data; the workflow only sees its result type.
  */
-import { MODULES, type ModuleName } from '../sweepspec/tasks.ts';
+import { MODULES, type ModuleName } from '../engine/vocabulary.ts';
 
 /** One finished cell of the validation grid, as the workflow sees it. */
 export interface ValidationResult {
@@ -43,7 +43,7 @@ function moduleRank(module: string): number {
  *     tie it is part of);
  *  3. the deepest layer (the highest index; -1, "every layer at once", counts as the shallowest,
  *     as its index says);
- *  4. the earliest module in `MODULES` of sweepspec/tasks.ts (q_proj, k_proj, v_proj, out_proj, fc_in,
+ *  4. the earliest module in `MODULES` of engine/vocabulary.ts (q_proj, k_proj, v_proj, out_proj, fc_in,
  *     fc_up, fc_out, mlp, attn, all); names outside that list come after it, in code-point order;
  *  5. the smallest cell key in code-point order (only reached by duplicates of one cell).
  */
@@ -64,7 +64,7 @@ export function compareCandidates(a: ValidationResult, b: ValidationResult): num
  *
  * Rule (see {@link compareCandidates}): highest validation accuracy; on ties the lowest ratio, then
  * the deepest layer (-1 = every layer counts as the shallowest), then the module that comes first in
- * `MODULES` (sweepspec/tasks.ts), then the smallest cell key. Ratio-0 cells (the unpruned model) are
+ * `MODULES` (engine/vocabulary.ts), then the smallest cell key. Ratio-0 cells (the unpruned model) are
  * candidates like any other: when nothing beats the unpruned model, the selection is ratio 0 and the
  * test comparison is the baseline against itself.
  *
