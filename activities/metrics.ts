@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of a worker (prom-client), served on /metrics by startMetricsServer().
  *
- * Contract (team plan, "Metrics"): `metrics.*` recorders, `startMetricsServer(port)`, `registry`.
+ * Contract: `metrics.*` recorders, `startMetricsServer(port)`, `registry`.
  * Every metric of ours is prefixed `icl_sweep_`; counters end in `_total`, durations are in
  * `_seconds`. Node's default process metrics (process_*, nodejs_*) keep their standard names so
  * stock dashboards work with them.

@@ -5,7 +5,7 @@
  *
  * 1. Exact decomposition (LAPACKE_sgesdd through koffi, async) of a random float32 matrix (default
  *    576 x 1536, a SmolLM2-135M MLP weight) vs numpy.linalg.svd on the same matrix (python with numpy:
- *    $ICL_PYTHON, /work/venv/bin/python or python3; skipped with a message when absent). Target: <= 2x numpy.
+ *    $ICL_PYTHON or python3; skipped with a message when absent). Target: <= 2x numpy.
  * 2. A ratio sweep over the paper's grid through the decomposition cache: one SVD, then hits.
  * 3. The randomized mode (q = k, niter = 2) per ratio.
  * 4. With --model: the cost of giving the session pruned weights, 'inputs' (weights are graph inputs,
@@ -47,7 +47,7 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
 }
 
 function findNumpy(): string | null {
-  for (const py of [process.env.ICL_PYTHON, '/work/venv/bin/python', 'python3'].filter(Boolean) as string[]) {
+  for (const py of [process.env.ICL_PYTHON, 'python3'].filter(Boolean) as string[]) {
     try {
       execFileSync(py, ['-c', 'import numpy'], { stdio: 'ignore' });
       return py;

@@ -374,7 +374,7 @@ export async function sweepCounts(db: Db, sweepName: string): Promise<SweepCount
 }
 
 // ---------------------------------------------------------------------------------------------
-// Selections (issue 6)
+// Selections
 
 export interface SelectionInput {
   model: string;

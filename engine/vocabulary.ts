@@ -1,4 +1,4 @@
-/** The tasks of the paper's protocol (../shared/docs/paper-protocol.md), by the names sweep specs use. */
+/** The tasks of the paper's protocol (docs/paper-protocol.md), by the names sweep specs use. */
 export const BUILTIN_TASKS = ['sst2', 'rte', 'cb', 'copa', 'agnews', 'emoc', 'mrpc'] as const;
 export type BuiltinTask = (typeof BUILTIN_TASKS)[number];
 

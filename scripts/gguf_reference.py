@@ -1,7 +1,7 @@
 """
-GGUF parity references for engine/gguf (run with /work/venv/bin/python; never needed by CI).
+GGUF parity references for engine/gguf (run with the python of a venv holding torch, transformers, gguf; never needed by CI).
 
-  /work/venv/bin/python scripts/gguf_reference.py [--smollm2 path/to/SmolLM2-135M-Instruct.Q4_1.gguf]
+  python scripts/gguf_reference.py [--smollm2 path/to/SmolLM2-135M-Instruct.Q4_1.gguf]
 
 1. Writes tiny random Llama GGUF files, one per tensor type the importer supports
    (test/fixtures/gguf/tiny-<type>.gguf, written with gguf-py's GGUFWriter, weights quantized with

@@ -7,7 +7,7 @@
  *   that contains the cell. Canonical coordinates (a ratio-0 cell has module "none", layer 0).
  * - sweep_cells: which cells a sweep contains, with the coordinates as that sweep sees them.
  * - examples: per-example predictions of a cell (label, prediction, one score per class).
- * - selections: the paper's Algorithm 1 picks (issue 6), one per (sweep, model, dataset).
+ * - selections: the paper's Algorithm 1 picks, one per (sweep, model, dataset).
  */
 import { sql } from 'drizzle-orm';
 import {

@@ -1,5 +1,5 @@
 /**
- * Task definitions: the paper's seven builtin tasks (../../../shared/docs/paper-protocol.md) and the
+ * Task definitions: the paper's seven builtin tasks (docs/paper-protocol.md) and the
  * user-defined task of sweepspec/schema.ts, resolved into one plain, JSON-serialisable shape. The
  * resolved definition is hashed into the dataset fingerprint, so any change to a template, a
  * verbalizer or a default changes every cell key that depends on it.
