@@ -10,6 +10,7 @@ export async function connectTemporal(config: TemporalConfig = temporalConfigFro
       connectTimeout: '10 seconds',
       ...(config.tls !== undefined ? { tls: config.tls } : {}),
       ...(config.apiKey ? { apiKey: config.apiKey } : {}),
+      ...(config.metadata ? { metadata: config.metadata } : {}),
     });
   } catch (err) {
     throw new Error(`cannot reach the Temporal server at ${config.address} (TEMPORAL_ADDRESS): ${(err as Error).message}`);

