@@ -16,8 +16,9 @@ import { join, resolve as resolvePath } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MODULES } from './vocabulary.ts';
 import type { WeightEdit } from './model/index.ts';
-import type { DatasetSpec, ModelSpec } from './types.ts';
+import type { CellsCheck, DatasetSpec, ModelSpec } from './types.ts';
 import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.ts';
+import { DataRoots } from './paths.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery } from './tasks/render.ts';
 import { sampleCell, type CellSample } from './tasks/sampling.ts';
@@ -343,6 +344,7 @@ export class IclEngine implements Engine {
   private readonly prompts = new Lru<Promise<CellPrompts>>(8);
   private readonly batchSize: number;
   private readonly tokenizeChunk: number;
+  private readonly roots?: DataRoots;
 
   constructor(opts: EngineOptions & EngineTuning) {
     if (!Number.isInteger(opts.maxModels) || opts.maxModels < 1) throw new EngineInputError(`maxModels must be >= 1, got ${opts.maxModels}`, 'maxModels');
@@ -360,11 +362,17 @@ export class IclEngine implements Engine {
       } as Parameters<LoadModelFn>[1]);
     };
     this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);
-    this.datasets = new DatasetCache(opts.cacheDir);
+    if (opts.dataRoots) this.roots = new DataRoots(opts.dataRoots);
+    this.datasets = new DatasetCache(opts.cacheDir, { limits: opts.datasetLimits, maxBytes: opts.datasetCacheBytes, roots: this.roots });
+  }
+
+  /** The model's folder: its real path, which must lie under the allowed roots when there are any. */
+  private async modelDir(model: ModelSpec): Promise<string> {
+    return this.roots ? this.roots.folder('model folder', model.path) : resolvePath(model.path);
   }
 
   async describeModel(model: ModelSpec): Promise<ModelInfo> {
-    const m = await this.models.acquire(resolvePath(model.path));
+    const m = await this.models.acquire(await this.modelDir(model));
     try {
       return m.lm.info;
     } finally {
@@ -414,6 +422,52 @@ export class IclEngine implements Engine {
     };
   }
 
+  async checkCells(check: CellsCheck): Promise<void> {
+    (await this.cellInputs(check)).model.release();
+  }
+
+  /**
+   * What every cell of a (model, dataset, split) needs, with the checks that hold for all of them: the
+   * sample, the model (acquired: the caller releases it), the prompts tokenized (each verbalizer one
+   * token) and within the model's context.
+   */
+  private async cellInputs(request: CellsCheck, signal?: AbortSignal) {
+    const { dataset, sample } = await this.sample(request);
+    checkAbort(signal);
+    const dir = await this.modelDir(request.model);
+    const model = await this.models.acquire(dir);
+    try {
+      const lm = model.lm;
+      const promptKey = canonicalJson([lm.info.fingerprint, dataset.fingerprint, request.split, sample.shots, sample.seed, request.sizes ?? {}]);
+      let promptsP = this.prompts.get(promptKey);
+      if (!promptsP) {
+        promptsP = tokenizeCell(dataset.task, sample, lm.tokenizer, request.model.name, this.tokenizeChunk);
+        promptsP.catch(() => undefined);
+        this.prompts.set(promptKey, promptsP);
+      }
+      let prompts: CellPrompts;
+      try {
+        prompts = await promptsP;
+      } catch (e) {
+        this.prompts.delete(promptKey);
+        throw e;
+      }
+      checkAbort(signal);
+      const positions = await maxPositions(dir);
+      const longest = longestPrompt(prompts);
+      if (positions !== null && longest > positions) {
+        throw new EngineInputError(
+          `the longest prompt of this cell is ${longest} tokens (${prompts.prefixIds.length} shared by all prompts: BOS, demonstrations and any common start of the queries); model ${request.model.name} has ${positions} positions: use fewer shots`,
+          'shots',
+        );
+      }
+      return { dataset, sample, model, prompts };
+    } catch (e) {
+      model.release();
+      throw e;
+    }
+  }
+
   async evaluate(request: CellRequest, options: EvaluateOptions = {}): Promise<CellOutcome> {
     const t0 = performance.now();
     const { signal, onProgress } = options;
@@ -428,10 +482,8 @@ export class IclEngine implements Engine {
     if (!(request.ratio >= 0 && request.ratio < 1)) throw new EngineInputError(`ratio must be in [0, 1), got ${request.ratio}`, 'ratio');
     if (!Number.isInteger(request.layer) || request.layer < -1) throw new EngineInputError(`layer must be an integer >= -1, got ${request.layer}`, 'layer');
 
-    const { dataset, sample } = await this.sample(request);
+    const { dataset, sample, model, prompts } = await this.cellInputs(request, signal);
     const task = dataset.task;
-    checkAbort(signal);
-    const model = await this.models.acquire(resolvePath(request.model.path));
     try {
       const lm = model.lm;
       if (request.ratio > 0) {
@@ -441,29 +493,6 @@ export class IclEngine implements Engine {
         if (request.layer >= lm.info.numLayers) {
           throw new EngineInputError(`layer ${request.layer} is out of range for ${request.model.name} (${lm.info.numLayers} layers)`, 'layer');
         }
-      }
-      const promptKey = canonicalJson([lm.info.fingerprint, dataset.fingerprint, request.split, sample.shots, sample.seed, request.sizes ?? {}]);
-      let promptsP = this.prompts.get(promptKey);
-      if (!promptsP) {
-        promptsP = tokenizeCell(task, sample, lm.tokenizer, request.model.name, this.tokenizeChunk);
-        promptsP.catch(() => undefined);
-        this.prompts.set(promptKey, promptsP);
-      }
-      let prompts: CellPrompts;
-      try {
-        prompts = await promptsP;
-      } catch (e) {
-        this.prompts.delete(promptKey);
-        throw e;
-      }
-      checkAbort(signal);
-      const positions = await maxPositions(resolvePath(request.model.path));
-      const longest = longestPrompt(prompts);
-      if (positions !== null && longest > positions) {
-        throw new EngineInputError(
-          `the longest prompt of this cell is ${longest} tokens (${prompts.prefixIds.length} shared by all prompts: BOS, demonstrations and any common start of the queries); model ${request.model.name} has ${positions} positions: use fewer shots`,
-          'shots',
-        );
       }
 
       const edit: WeightEdit | null =

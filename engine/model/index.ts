@@ -129,13 +129,18 @@ export interface CausalLM {
   readonly weightFeeding: WeightFeeding;
 }
 
+/** A JSON file of the model folder; a parse error says where, never what the file holds. */
 function readJson(path: string): Record<string, any> {
   if (!existsSync(path)) throw new EngineInputError(`file not found: ${path}`, path);
+  let value: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    value = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    throw new EngineInputError(`invalid JSON in ${path}: ${(e as Error).message}`, path);
+    const at = /at position (\d+)/.exec((e as Error).message ?? '');
+    throw new EngineInputError(`${path} is not valid JSON${at ? ` (at character ${Number(at[1]) + 1})` : ''}`, path);
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new EngineInputError(`${path} is not a JSON object`, path);
+  return value as Record<string, any>;
 }
 
 function loadTokenizer(dir: string) {
@@ -146,7 +151,8 @@ function loadTokenizer(dir: string) {
   try {
     tok = new Tokenizer(tj, tc);
   } catch (e) {
-    throw new EngineInputError(`cannot build a tokenizer from ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, join(dir, 'tokenizer.json'));
+    // The library's message may quote the file's contents: name only the file.
+    throw new EngineInputError(`cannot build a tokenizer from ${join(dir, 'tokenizer.json')} (not a Hugging Face tokenizer.json this library reads)`, join(dir, 'tokenizer.json'));
   }
   const plain = tok.encode('a', { add_special_tokens: false }).ids;
   const special = tok.encode('a', { add_special_tokens: true }).ids;
