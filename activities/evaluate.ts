@@ -11,9 +11,9 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import { EngineInputError } from '../engine/types.ts';
 import { findDoneCells, markCellRunning, markReused, saveCellFailure, saveCellResult } from '../db/queries.ts';
 import type { EvaluateCellInput, EvaluateCellResult } from './types.ts';
-import type { ActivityContext } from './context.ts';
+import type { CellActivityContext } from './context.ts';
 
-export function evaluateActivities(ctx: ActivityContext) {
+export function evaluateActivities(ctx: CellActivityContext) {
   return {
     async evaluateCell({ sweep, cell, request, identity }: EvaluateCellInput): Promise<EvaluateCellResult> {
       const actx = Context.current();

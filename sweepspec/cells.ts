@@ -24,8 +24,6 @@ export interface PreparedModel {
   family: string;
   /** Module names (groups included) the model's family supports. */
   modules: ModuleName[];
-  /** Set when the engine rejected the model's files (corrupt, incomplete): its cells run and fail with this reason. */
-  broken?: string;
 }
 
 /** What the prepare activity learned about a dataset (engine.describeDataset). */
@@ -131,14 +129,14 @@ export function gridProblems(spec: SweepSpec, prepared: PreparedSweep): string[]
   if (spec.layers !== 'all') {
     spec.layers.forEach((layer, i) => {
       for (const m of prepared.models) {
-        if (!m.broken && layer >= m.numLayers) {
+        if (layer >= m.numLayers) {
           problems.push(`layers[${i}]: layer ${layer} is out of range for model "${m.name}" (${m.numLayers} layers: 0..${m.numLayers - 1}, or -1 for every layer)`);
         }
       }
     });
   }
   spec.modules.forEach((module, i) => {
-    if (!prepared.models.some((m) => !m.broken && m.modules.includes(module)) && prepared.models.some((m) => !m.broken)) {
+    if (!prepared.models.some((m) => m.modules.includes(module))) {
       const families = [...new Set(prepared.models.map((m) => m.family))].join(', ');
       problems.push(`modules[${i}]: "${module}" is not a module of any model in the sweep (families: ${families})`);
     }

@@ -18,8 +18,14 @@
  *   ICL_SWEEP_MAX_MODELS    models kept loaded (default 2); ICL_SWEEP_DECOMPOSITION_CACHE_MB (default 2048)
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
  *   ICL_SWEEP_SHUTDOWN_GRACE_SECONDS  time a stopping worker gives running cells to finish (default 30)
+ *   ICL_SWEEP_DATA_ROOTS    folders model and dataset paths must lie under, separated by ":" (default:
+ *                           ./data, the cache folder and the repository's test/fixtures)
+ *   ICL_SWEEP_MAX_EXAMPLE_KB, ICL_SWEEP_MAX_DATASET_MB   largest example (1024) and dataset (512) read
+ *   ICL_SWEEP_DATASET_CACHE_MB   parsed datasets kept in memory (default 1024)
  */
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TLSConfig } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
@@ -50,6 +56,24 @@ export interface WorkerConfig {
   threads?: number;
   shutdownGraceSeconds: number;
   workerName: string;
+  /** Folders model and dataset paths must lie under (absolute). */
+  dataRoots: string[];
+  datasetLimits: { exampleBytes: number; datasetBytes: number };
+  datasetCacheBytes: number;
+}
+
+/** The repository's test fixtures: the tests' and `demo --tiny`'s models and datasets. */
+const FIXTURES_DIR = fileURLToPath(new URL('../test/fixtures', import.meta.url));
+
+/**
+ * ICL_SWEEP_DATA_ROOTS (":"-separated, relative to the working directory), else ./data (the demo's
+ * models), the cache folder (prepared recipes) and the repository's test/fixtures.
+ */
+export function dataRootsFromEnv(env: Env, cacheDir: string): string[] {
+  const given = env.ICL_SWEEP_DATA_ROOTS;
+  const roots = given ? given.split(path.delimiter).filter((r) => r.trim() !== '') : ['data', cacheDir, FIXTURES_DIR];
+  if (roots.length === 0) throw new Error('ICL_SWEEP_DATA_ROOTS: no folder given');
+  return roots.map((r) => path.resolve(r));
 }
 
 type Env = Record<string, string | undefined>;
@@ -107,6 +131,7 @@ export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
   for (const r of roles) if (r !== 'workflows' && r !== 'cells') throw new Error(`ICL_SWEEP_ROLES: "workflows" and/or "cells", got "${r}"`);
   const metrics = env.ICL_SWEEP_METRICS_PORT;
   const threads = env.ICL_SWEEP_THREADS ? int(env, 'ICL_SWEEP_THREADS', 0, 1) : undefined;
+  const cacheDir = env.ICL_SWEEP_CACHE_DIR || './.cache/icl-sweep';
   return {
     temporal: temporalConfigFromEnv(env),
     databaseUrl: env.DATABASE_URL || undefined,
@@ -115,11 +140,14 @@ export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
     concurrency: int(env, 'ICL_SWEEP_CONCURRENCY', 1, 1),
     metricsPort: metrics === 'off' ? undefined : int(env, 'ICL_SWEEP_METRICS_PORT', 9464),
     executionProvider: provider,
-    cacheDir: env.ICL_SWEEP_CACHE_DIR || './.cache/icl-sweep',
+    cacheDir,
     maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
     decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
     ...(threads !== undefined ? { threads } : {}),
     shutdownGraceSeconds: int(env, 'ICL_SWEEP_SHUTDOWN_GRACE_SECONDS', 30),
     workerName: env.ICL_SWEEP_WORKER_NAME || `${os.hostname()}:${process.pid}`,
+    dataRoots: dataRootsFromEnv(env, cacheDir),
+    datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },
+    datasetCacheBytes: int(env, 'ICL_SWEEP_DATASET_CACHE_MB', 1024) * 2 ** 20,
   };
 }

@@ -1,15 +1,17 @@
 /**
  * Creates a sweep worker: the one module the worker entry (worker/main.ts), the CLI's demo and the
  * tests use. A worker process polls
- *  - the sweep task queue ("icl-sweep"): the `sweep` workflow and its light activities, and
- *  - the cells queue ("icl-sweep-cells"): evaluateCell, at most `concurrency` at a time,
- * over one connection, with one engine (models kept loaded, LRU) and one database pool.
+ *  - the sweep task queue ("icl-sweep"): the `sweep` workflow and its light (database) activities, and
+ *  - the cells queue ("icl-sweep-cells"): prepareSweep and evaluateCell, at most `concurrency` at a
+ *    time: everything that reads model and dataset files,
+ * over one connection, with one database pool and, when it runs cells, one engine (models kept
+ * loaded, LRU). A workflows-only worker has no engine and reads no model or dataset file.
  */
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Engine, EngineOptions } from '../engine/types.ts';
 import { createDb, migrate, type Db } from '../db/client.ts';
-import { createCellActivities, createSweepActivities, type ActivityContext } from '../activities/index.ts';
+import { createCellActivities, createSweepActivities, type ActivityContext, type CellActivityContext } from '../activities/index.ts';
 import type { Metrics } from '../activities/context.ts';
 import { cellsTaskQueue } from '../workflows/queues.ts';
 import type { WorkerConfig } from './config.ts';
@@ -48,6 +50,10 @@ export interface WorkerDeps {
 
 export interface SweepWorker {
   readonly context: ActivityContext;
+  /** The engine's version (cell keys carry it). */
+  readonly engineVersion: string;
+  /** The engine, on a worker that runs cells. */
+  readonly engine?: Engine;
   readonly taskQueue: string;
   /** Resolves when every poller has stopped (after shutdown()); closes what this module opened. */
   run(): Promise<void>;
@@ -70,6 +76,9 @@ export function engineOptions(config: WorkerConfig, metrics: Pick<Metrics, 'mode
     maxModels: config.maxModels,
     decompositionCacheBytes: config.decompositionCacheBytes,
     ...(config.threads !== undefined ? { threads: config.threads } : {}),
+    dataRoots: config.dataRoots,
+    datasetLimits: config.datasetLimits,
+    datasetCacheBytes: config.datasetCacheBytes,
     onModelLoad: (seconds) => metrics.modelLoad(seconds),
   };
 }
@@ -78,12 +87,13 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
   const owned: (() => Promise<void>)[] = [];
   try {
     const metrics = deps.metrics ?? (await defaultMetrics());
+    const runsCells = config.roles.includes('cells');
     let engine = deps.engine;
     let engineVersion = deps.engineVersion;
-    if (!engine || !engineVersion) {
+    if (!engineVersion || (runsCells && !engine)) {
       const mod = await import('../engine/index.ts');
       engineVersion ??= mod.ENGINE_VERSION;
-      if (!engine) {
+      if (runsCells && !engine) {
         const created = mod.createEngine(engineOptions(config, metrics));
         engine = created;
         owned.push(() => created.close());
@@ -96,13 +106,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       await migrate(created);
       db = created;
     }
-    const context: ActivityContext = {
-      engine,
-      engineVersion: engineVersion!,
-      db,
-      metrics,
-      workerName: config.workerName,
-    };
+    const context: ActivityContext = { db, metrics, workerName: config.workerName };
 
     let connection = deps.connection;
     if (!connection) {
@@ -139,7 +143,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
         await Worker.create({
           ...common,
           taskQueue: cellsTaskQueue(config.taskQueue),
-          activities: createCellActivities(context),
+          activities: createCellActivities({ ...context, engine: engine!, engineVersion } satisfies CellActivityContext),
           maxConcurrentActivityTaskExecutions: config.concurrency,
         }),
       );
@@ -151,6 +155,8 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
     };
     return {
       context,
+      engineVersion,
+      ...(runsCells ? { engine } : {}),
       taskQueue: config.taskQueue,
       async run() {
         try {

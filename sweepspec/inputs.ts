@@ -1,0 +1,82 @@
+/**
+ * The checks a sweep's models and datasets must pass before any cell runs, through an Engine (so
+ * they read the files where the engine runs): each model loads (files, family, tokenizer), each
+ * dataset reads (limits, fields, labels), every (model, dataset, split) of the grid can make its
+ * prompts (enough examples for the shots and sizes, single-token verbalizers, prompts within the
+ * model's context), and the grid fits the models (layers, modules). Every problem is found at once
+ * and named by field, model and dataset; only faults of a single cell are left to the cells.
+ *
+ * Used by the prepare activity (on the cells task queue, where the files are) and by the CLI's
+ * validate / start when the spec's files are on the machine it runs on.
+ */
+import type { Engine } from '../engine/types.ts';
+import { gridProblems, type PreparedSweep, type Split } from './cells.ts';
+import type { SweepSpec } from './schema.ts';
+
+/** Bad input from the engine (its class may come from another copy of the module: match the name too). */
+export function isEngineInputError(err: unknown): err is Error {
+  return err instanceof Error && err.name === 'EngineInputError';
+}
+
+export interface InputsCheck {
+  prepared: PreparedSweep;
+  problems: string[];
+}
+
+/** The splits a sweep evaluates: validation then test with the selection step, else its split. */
+export function sweepSplits(spec: Pick<SweepSpec, 'selection' | 'split'>): Split[] {
+  return spec.selection ? ['validation', 'test'] : [spec.split];
+}
+
+/**
+ * Describes every model and dataset of `spec` and checks every (model, dataset, split) it sweeps.
+ * Input problems are collected; any other error (a transient fault) is thrown. `onStep` is called
+ * before each step (e.g. to heartbeat).
+ */
+export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVersion: string, onStep: (what: string) => void = () => {}): Promise<InputsCheck> {
+  const problems: string[] = [];
+  const prepared: PreparedSweep = { engineVersion, models: [], datasets: [] };
+  for (const [i, model] of spec.models.entries()) {
+    onStep(`model "${model.name}"`);
+    const info = await inputProblem(() => engine.describeModel(model));
+    if (typeof info === 'string') problems.push(`models[${i}].path: model "${model.name}": ${info}`);
+    else prepared.models.push({ name: model.name, fingerprint: info.fingerprint, numLayers: info.numLayers, family: info.family, modules: info.modules });
+  }
+  for (const [i, dataset] of spec.datasets.entries()) {
+    onStep(`dataset "${dataset.name}"`);
+    const info = await inputProblem(() => engine.describeDataset(dataset));
+    if (typeof info === 'string') problems.push(`datasets[${i}].${dataset.path !== undefined ? 'path' : 'recipe'}: dataset "${dataset.name}": ${info}`);
+    else prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint });
+  }
+  for (const model of spec.models.filter((m) => prepared.models.some((p) => p.name === m.name))) {
+    for (const dataset of spec.datasets.filter((d) => prepared.datasets.some((p) => p.name === d.name))) {
+      // One line per problem of a pair: a verbalizer or context problem is the same on both splits.
+      const reasons = new Set<string>();
+      for (const split of sweepSplits(spec)) {
+        onStep(`model "${model.name}" on dataset "${dataset.name}" (${split})`);
+        const reason = await inputProblem(() => engine.checkCells({ model, dataset, split, shots: spec.shots, seed: spec.seed, sizes: spec.sizes }));
+        if (typeof reason === 'string' && !reasons.has(reason)) {
+          reasons.add(reason);
+          problems.push(`model "${model.name}" on dataset "${dataset.name}" (${split} split): ${reason}`);
+        }
+      }
+    }
+  }
+  if (problems.length === 0) problems.push(...gridProblems(spec, prepared));
+  return { prepared, problems };
+}
+
+/** The step's result, or the message of the input error it threw (any other error is thrown). */
+async function inputProblem<T>(step: () => Promise<T>): Promise<T | string> {
+  try {
+    return await step();
+  } catch (err) {
+    if (isEngineInputError(err)) return err.message;
+    throw err;
+  }
+}
+
+/** The one message for a list of problems, as the workflow and the CLI show it. */
+export function problemsMessage(problems: string[]): string {
+  return `invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`;
+}
