@@ -77,12 +77,23 @@ export async function startWorker(
   };
 }
 
+export interface SpawnOptions {
+  /** A command the worker's command line is appended to (e.g. one that enters another mount namespace). */
+  wrap?: string[];
+  /** Run as this user and group (the test runs as root). */
+  uid?: number;
+  gid?: number;
+}
+
 /** A worker in a child process (`tsx worker/main.ts`), e.g. to SIGKILL it. Output goes to onOutput. */
-export function spawnWorker(env: Record<string, string>, onOutput?: (line: string) => void): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+export function spawnWorker(env: Record<string, string>, onOutput?: (line: string) => void, opts: SpawnOptions = {}): ChildProcess {
+  const command = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', 'worker/main.ts'];
+  const child = spawn(command[0], command.slice(1), {
     cwd: REPO_ROOT,
     env: { ...process.env, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ICL_SWEEP_METRICS_PORT: 'off', ICL_SWEEP_DATA_ROOTS: TEST_DATA_ROOTS.join(path.delimiter), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
   });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.trim()) onOutput?.(line);
