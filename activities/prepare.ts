@@ -20,9 +20,11 @@ export function prepareActivities(ctx: CellActivityContext) {
       const every = Math.max(200, Math.min(5000, (actx.info.heartbeatTimeoutMs ?? 30_000) / 3));
       const timer = setInterval(() => actx.heartbeat({ step }), every);
       try {
-        const { prepared, problems } = await checkSweepInputs(ctx.engine, spec, ctx.engineVersion, (what) => {
-          step = what;
-          actx.heartbeat({ step });
+        const { prepared, problems } = await checkSweepInputs(ctx.engine, spec, ctx.engineVersion, {
+          onStep: (what) => {
+            step = what;
+            actx.heartbeat({ step });
+          },
         });
         if (problems.length > 0) {
           // Input errors are not retried: the sweep fails at once with every problem listed.

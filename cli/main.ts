@@ -12,14 +12,18 @@ import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import { connectTemporal } from './client.ts';
 import { follow } from './progress.ts';
+import type { SweepSpec } from '../sweepspec/schema.ts';
 import { formatProblems, loadAndCheck } from './spec-file.ts';
 import { renderResults, renderTable } from './table.ts';
 
 export const USAGE = `Usage: icl-sweep <command> [options]
 
 Commands:
-  validate <spec.json|yaml>          check a spec; lists every problem by field (exit 2 when invalid)
-  start <spec> [--workflow-id ID] [--task-queue Q] [--detach] [--limit N]
+  validate <spec.json|yaml> [--schema-only]
+                                     check a spec; lists every problem by field (exit 2 when invalid):
+                                     the schema, then the models and datasets whose files are on this
+                                     machine, as a sweep's prepare step would (--schema-only: the schema)
+  start <spec> [--workflow-id ID] [--task-queue Q] [--detach] [--limit N] [--schema-only]
                                      validate, start the sweep workflow, show a live progress bar,
                                      print the results table at the end (--detach: print the id and exit)
   attach <workflow-id> [--limit N]   follow a running sweep (progress bar, then the results table)
@@ -92,19 +96,33 @@ export async function followAndReport(client: Client, workflowId: string, opts: 
   return 0;
 }
 
-async function cmdValidate(args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true });
-  if (positionals.length !== 1) throw new UsageError('validate needs one spec file');
-  const file = positionals[0];
-  const { check } = await loadAndCheck(file);
+/** The spec of `file` checked (schema, then the files on this machine unless schemaOnly); null after printing its problems. */
+async function checkedSpec(file: string, schemaOnly: boolean): Promise<{ input: unknown; spec: SweepSpec; checked: string } | null> {
+  const { input, check } = await loadAndCheck(file);
   if (!check.ok) {
     process.stderr.write(formatProblems(file, check.problems));
-    return 2;
+    return null;
   }
-  const s = check.spec;
+  if (schemaOnly) return { input, spec: check.spec, checked: 'schema only' };
+  const { checkInputsHere } = await import('./inputs.ts');
+  const local = await checkInputsHere(check.spec, (line) => process.stderr.write(`${line}\n`));
+  if (local.problems.length > 0) {
+    process.stderr.write(formatProblems(file, local.problems));
+    return null;
+  }
+  return { input, spec: check.spec, checked: `files checked here: ${local.models} model(s), ${local.datasets} dataset(s)` };
+}
+
+async function cmdValidate(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { 'schema-only': { type: 'boolean', default: false } } });
+  if (positionals.length !== 1) throw new UsageError('validate needs one spec file');
+  const file = positionals[0];
+  const checked = await checkedSpec(file, values['schema-only']);
+  if (!checked) return 2;
+  const s = checked.spec;
   process.stdout.write(
     `${file}: valid sweep "${s.name}": ${s.models.length} model(s), ${s.datasets.length} dataset(s), ${s.modules.length} module(s), ` +
-      `layers ${s.layers === 'all' ? 'all' : s.layers.join(',')}, ${s.ratios.length} ratio(s), split ${s.selection ? 'validation -> test (selection)' : s.split}\n`,
+      `layers ${s.layers === 'all' ? 'all' : s.layers.join(',')}, ${s.ratios.length} ratio(s), split ${s.selection ? 'validation -> test (selection)' : s.split} (${checked.checked})\n`,
   );
   return 0;
 }
@@ -118,16 +136,15 @@ async function cmdStart(args: string[]): Promise<number> {
       'task-queue': { type: 'string' },
       detach: { type: 'boolean', default: false },
       limit: { type: 'string', default: '200' },
+      'schema-only': { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError('start needs one spec file');
   const file = positionals[0];
-  const { input, check } = await loadAndCheck(file);
-  if (!check.ok) {
-    process.stderr.write(formatProblems(file, check.problems));
-    return 2;
-  }
-  const workflowId = values['workflow-id'] ?? `sweep-${check.spec.name}`;
+  const checked = await checkedSpec(file, values['schema-only']);
+  if (!checked) return 2;
+  const { input, spec } = checked;
+  const workflowId = values['workflow-id'] ?? `sweep-${spec.name}`;
   const taskQueue = values['task-queue'] ?? process.env.ICL_SWEEP_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
   const { client, close } = await connectTemporal();
   try {
@@ -140,7 +157,7 @@ async function cmdStart(args: string[]): Promise<number> {
       }
       throw err;
     }
-    process.stderr.write(`started sweep "${check.spec.name}" as workflow ${workflowId} on task queue ${taskQueue}\n`);
+    process.stderr.write(`started sweep "${spec.name}" as workflow ${workflowId} on task queue ${taskQueue}\n`);
     if (values.detach) {
       process.stdout.write(`${workflowId}\n`);
       return 0;

@@ -123,8 +123,12 @@ export function layersFor(spec: Pick<SweepSpec, 'layers'>, model: Pick<PreparedM
   return [...spec.layers];
 }
 
-/** Problems of a valid spec that only the models can reveal (layer out of range, module no model has), by field. */
-export function gridProblems(spec: SweepSpec, prepared: PreparedSweep): string[] {
+/**
+ * Problems of a valid spec that only the models can reveal (layer out of range, module no model has), by
+ * field. `allModels: false`: `prepared` holds only some of the spec's models, so a module none of them
+ * has may still be another's and is not reported.
+ */
+export function gridProblems(spec: SweepSpec, prepared: PreparedSweep, allModels = true): string[] {
   const problems: string[] = [];
   if (spec.layers !== 'all') {
     spec.layers.forEach((layer, i) => {
@@ -136,7 +140,7 @@ export function gridProblems(spec: SweepSpec, prepared: PreparedSweep): string[]
     });
   }
   spec.modules.forEach((module, i) => {
-    if (!prepared.models.some((m) => m.modules.includes(module))) {
+    if (allModels && !prepared.models.some((m) => m.modules.includes(module))) {
       const families = [...new Set(prepared.models.map((m) => m.family))].join(', ');
       problems.push(`modules[${i}]: "${module}" is not a module of any model in the sweep (families: ${families})`);
     }

@@ -9,7 +9,7 @@
  * Used by the prepare activity (on the cells task queue, where the files are) and by the CLI's
  * validate / start when the spec's files are on the machine it runs on.
  */
-import type { Engine } from '../engine/types.ts';
+import type { DatasetSpec, Engine, ModelSpec } from '../engine/types.ts';
 import { gridProblems, type PreparedSweep, type Split } from './cells.ts';
 import type { SweepSpec } from './schema.ts';
 
@@ -28,21 +28,30 @@ export function sweepSplits(spec: Pick<SweepSpec, 'selection' | 'split'>): Split
   return spec.selection ? ['validation', 'test'] : [spec.split];
 }
 
+export interface InputsCheckOptions {
+  /** Called before each step (e.g. to heartbeat). */
+  onStep?: (what: string) => void;
+  /** Only the models and datasets this accepts are checked (the CLI: those whose files are on its machine); default all. */
+  reachable?: { model(model: ModelSpec): boolean; dataset(dataset: DatasetSpec): boolean };
+}
+
 /**
  * Describes every model and dataset of `spec` and checks every (model, dataset, split) it sweeps.
- * Input problems are collected; any other error (a transient fault) is thrown. `onStep` is called
- * before each step (e.g. to heartbeat).
+ * Input problems are collected; any other error (a transient fault) is thrown.
  */
-export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVersion: string, onStep: (what: string) => void = () => {}): Promise<InputsCheck> {
+export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVersion: string, opts: InputsCheckOptions = {}): Promise<InputsCheck> {
+  const onStep = opts.onStep ?? (() => {});
   const problems: string[] = [];
   const prepared: PreparedSweep = { engineVersion, models: [], datasets: [] };
   for (const [i, model] of spec.models.entries()) {
+    if (opts.reachable && !opts.reachable.model(model)) continue;
     onStep(`model "${model.name}"`);
     const info = await inputProblem(() => engine.describeModel(model));
     if (typeof info === 'string') problems.push(`models[${i}].path: model "${model.name}": ${info}`);
     else prepared.models.push({ name: model.name, fingerprint: info.fingerprint, numLayers: info.numLayers, family: info.family, modules: info.modules });
   }
   for (const [i, dataset] of spec.datasets.entries()) {
+    if (opts.reachable && !opts.reachable.dataset(dataset)) continue;
     onStep(`dataset "${dataset.name}"`);
     const info = await inputProblem(() => engine.describeDataset(dataset));
     if (typeof info === 'string') problems.push(`datasets[${i}].${dataset.path !== undefined ? 'path' : 'recipe'}: dataset "${dataset.name}": ${info}`);
@@ -62,7 +71,7 @@ export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVe
       }
     }
   }
-  if (problems.length === 0) problems.push(...gridProblems(spec, prepared));
+  if (problems.length === 0) problems.push(...gridProblems(spec, prepared, prepared.models.length === spec.models.length));
   return { prepared, problems };
 }
 

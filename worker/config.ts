@@ -41,7 +41,20 @@ export interface TemporalConfig {
 
 export type WorkerRole = 'workflows' | 'cells';
 
-export interface WorkerConfig {
+/** What the engine of a worker (or of the CLI's file checks) is configured with. */
+export interface EngineConfig {
+  executionProvider: 'cpu' | 'cuda';
+  cacheDir: string;
+  maxModels: number;
+  decompositionCacheBytes: number;
+  threads?: number;
+  /** Folders model and dataset paths must lie under (absolute). */
+  dataRoots: string[];
+  datasetLimits: { exampleBytes: number; datasetBytes: number };
+  datasetCacheBytes: number;
+}
+
+export interface WorkerConfig extends EngineConfig {
   temporal: TemporalConfig;
   databaseUrl?: string;
   taskQueue: string;
@@ -49,17 +62,8 @@ export interface WorkerConfig {
   concurrency: number;
   /** undefined: no metrics server. */
   metricsPort?: number;
-  executionProvider: 'cpu' | 'cuda';
-  cacheDir: string;
-  maxModels: number;
-  decompositionCacheBytes: number;
-  threads?: number;
   shutdownGraceSeconds: number;
   workerName: string;
-  /** Folders model and dataset paths must lie under (absolute). */
-  dataRoots: string[];
-  datasetLimits: { exampleBytes: number; datasetBytes: number };
-  datasetCacheBytes: number;
 }
 
 /** The repository's test fixtures: the tests' and `demo --tiny`'s models and datasets. */
@@ -124,30 +128,37 @@ export function temporalConfigFromEnv(env: Env = process.env): TemporalConfig {
   };
 }
 
-export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
+/** The engine's settings from ICL_SWEEP_* variables (no Temporal or database settings). */
+export function engineConfigFromEnv(env: Env = process.env): EngineConfig {
   const provider = env.ICL_SWEEP_EXECUTION_PROVIDER || 'cpu';
   if (provider !== 'cpu' && provider !== 'cuda') throw new Error(`ICL_SWEEP_EXECUTION_PROVIDER: "cpu" or "cuda", got "${provider}"`);
-  const roles = (env.ICL_SWEEP_ROLES || 'workflows,cells').split(',').map((r) => r.trim()).filter(Boolean);
-  for (const r of roles) if (r !== 'workflows' && r !== 'cells') throw new Error(`ICL_SWEEP_ROLES: "workflows" and/or "cells", got "${r}"`);
-  const metrics = env.ICL_SWEEP_METRICS_PORT;
   const threads = env.ICL_SWEEP_THREADS ? int(env, 'ICL_SWEEP_THREADS', 0, 1) : undefined;
   const cacheDir = env.ICL_SWEEP_CACHE_DIR || './.cache/icl-sweep';
   return {
+    executionProvider: provider,
+    cacheDir,
+    maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
+    decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
+    ...(threads !== undefined ? { threads } : {}),
+    dataRoots: dataRootsFromEnv(env, cacheDir),
+    datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },
+    datasetCacheBytes: int(env, 'ICL_SWEEP_DATASET_CACHE_MB', 1024) * 2 ** 20,
+  };
+}
+
+export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
+  const roles = (env.ICL_SWEEP_ROLES || 'workflows,cells').split(',').map((r) => r.trim()).filter(Boolean);
+  for (const r of roles) if (r !== 'workflows' && r !== 'cells') throw new Error(`ICL_SWEEP_ROLES: "workflows" and/or "cells", got "${r}"`);
+  const metrics = env.ICL_SWEEP_METRICS_PORT;
+  return {
+    ...engineConfigFromEnv(env),
     temporal: temporalConfigFromEnv(env),
     databaseUrl: env.DATABASE_URL || undefined,
     taskQueue: env.ICL_SWEEP_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     roles: roles as WorkerRole[],
     concurrency: int(env, 'ICL_SWEEP_CONCURRENCY', 1, 1),
     metricsPort: metrics === 'off' ? undefined : int(env, 'ICL_SWEEP_METRICS_PORT', 9464),
-    executionProvider: provider,
-    cacheDir,
-    maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
-    decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
-    ...(threads !== undefined ? { threads } : {}),
     shutdownGraceSeconds: int(env, 'ICL_SWEEP_SHUTDOWN_GRACE_SECONDS', 30),
     workerName: env.ICL_SWEEP_WORKER_NAME || `${os.hostname()}:${process.pid}`,
-    dataRoots: dataRootsFromEnv(env, cacheDir),
-    datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },
-    datasetCacheBytes: int(env, 'ICL_SWEEP_DATASET_CACHE_MB', 1024) * 2 ** 20,
   };
 }

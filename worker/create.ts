@@ -14,7 +14,7 @@ import { createDb, migrate, type Db } from '../db/client.ts';
 import { createCellActivities, createSweepActivities, type ActivityContext, type CellActivityContext } from '../activities/index.ts';
 import type { Metrics } from '../activities/context.ts';
 import { cellsTaskQueue } from '../workflows/queues.ts';
-import type { WorkerConfig } from './config.ts';
+import type { EngineConfig, WorkerConfig } from './config.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -69,7 +69,7 @@ async function defaultMetrics(): Promise<Metrics> {
  * The engine options of a worker: the config's, and every model load (a cell's, or the one describeModel
  * does in a sweep's prepare step) recorded as metrics.modelLoad(seconds).
  */
-export function engineOptions(config: WorkerConfig, metrics: Pick<Metrics, 'modelLoad'>): EngineOptions {
+export function engineOptions(config: EngineConfig, metrics: Pick<Metrics, 'modelLoad'>): EngineOptions {
   return {
     executionProvider: config.executionProvider,
     cacheDir: config.cacheDir,
