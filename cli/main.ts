@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { createDb, migrate, type Db } from '../db/client.ts';
+import { createDb, migrate, openForReading, type Db } from '../db/client.ts';
 import { cellResults } from '../db/queries.ts';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
@@ -49,7 +49,7 @@ function sweepResultLine(r: SweepResult): string {
 }
 
 async function printResults(sweep: string, limit: number, db?: Db): Promise<void> {
-  const own = db ? undefined : await createDb();
+  const own = db ? undefined : await openForReading();
   try {
     const rows = await cellResults((db ?? own)!, sweep);
     process.stdout.write(rows.length ? renderResults(rows, { limit }) : `no cells stored for sweep "${sweep}"\n`);
@@ -186,7 +186,7 @@ async function cmdResults(args: string[]): Promise<number> {
     options: { limit: { type: 'string', default: '1000000' }, json: { type: 'boolean', default: false } },
   });
   if (positionals.length !== 1) throw new UsageError('results needs a sweep name');
-  const db = await createDb();
+  const db = await openForReading();
   try {
     const rows = await cellResults(db, positionals[0]);
     if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);

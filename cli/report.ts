@@ -10,7 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cellResults, createDb, selectionResults, sweepByName, type Db } from '../db/queries.ts';
+import { cellResults, selectionResults, sweepByName, type Db } from '../db/queries.ts';
+import { openForReading } from '../db/client.ts';
 import { loadPredictions } from '../analysis/queries.ts';
 import { buildSelectionReports, renderSelectionTable, surfaceJson, type Report } from '../analysis/report.ts';
 import { renderSurfaceSvg, renderSurfaceText, surfaceFileName, surfacesFromRows, type Surface } from '../analysis/surface.ts';
@@ -142,7 +143,7 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
   }
   let db: Db;
   try {
-    db = io.db ?? (await createDb());
+    db = io.db ?? (await openForReading());
   } catch (err) {
     io.err(`report: ${(err as Error).message}\n`);
     return 1;
