@@ -18,6 +18,7 @@ import type { ModuleName } from '../vocabulary.ts';
 import { type DecompositionCache, matrixHash, sharedCache } from '../linalg/cache.ts';
 import { exactSvd, keptRank, randomizedSvd, reconstruct } from '../linalg/svd.ts';
 import { EngineInputError, type ModelInfo } from '../types.ts';
+import { parseJson } from '../json.ts';
 import { fingerprintFolder } from '../fingerprint.ts';
 import { DT_FLOAT, fromFloat32, graphOf, LOGITS_POSITIONS, selectableLogits, type ModelProto, onnx, readModelProto, type TensorProto, tensorToFloat32, toNum, weightsToInputs } from './onnx.ts';
 import {
@@ -132,13 +133,7 @@ export interface CausalLM {
 /** A JSON file of the model folder; a parse error says where, never what the file holds. */
 function readJson(path: string): Record<string, any> {
   if (!existsSync(path)) throw new EngineInputError(`file not found: ${path}`, path);
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const at = /at position (\d+)/.exec((e as Error).message ?? '');
-    throw new EngineInputError(`${path} is not valid JSON${at ? ` (at character ${Number(at[1]) + 1})` : ''}`, path);
-  }
+  const value = parseJson(readFileSync(path, 'utf8'), path, path);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new EngineInputError(`${path} is not a JSON object`, path);
   return value as Record<string, any>;
 }

@@ -115,8 +115,8 @@ describe('messages never quote the file', () => {
     const cases: [Record<string, string>, RegExp][] = [
       [{ 'train.jsonl': `${row(0)}\n{"sentence": "${secret}", label}\n` }, /train\.jsonl: line 2 is not valid JSON \(at character \d+\)$/],
       [{ 'train.jsonl': `${secret}\n` }, /train\.jsonl: line 1 is not valid JSON$/],
-      [{ 'train.json': `[{"sentence": "${secret}"` }, /train\.json: not valid JSON \(at character \d+\)$/],
-      [{ 'train.json': `[{"sentence": "${secret}", "label": 1}` }, /train\.json: not valid JSON/],
+      [{ 'train.json': `[{"sentence": "${secret}"` }, /train\.json is not valid JSON \(at character \d+\)$/],
+      [{ 'train.json': `[{"sentence": "${secret}", "label": 1}` }, /train\.json is not valid JSON/],
       [{ 'train.csv': `sentence,label\n"${secret},1\n` }, /train\.csv: not valid CSV at line 2 \(CSV_QUOTE_NOT_CLOSED\)$/],
       [{ 'train.csv': `sentence,label\n${secret},1,2\n` }, /train\.csv: not valid CSV at line 2 \(CSV_RECORD_INCONSISTENT_COLUMNS\)$/],
       [{ 'train.parquet': `PAR1${secret}PAR1` }, /train\.parquet: cannot read as Parquet/],
