@@ -19,7 +19,8 @@ export type { EngineTuning } from './evaluate.ts';
  * (templates, sampling, scoring, tokenization, the model layer's numerics).
  */
 // 1.1.0: prompts tokenized whole (the demonstration/query boundary as the paper's tokenization).
-export const ENGINE_VERSION = '1.1.0';
+// 1.2.0: the kept rank computed exactly for the decimal ratio (1280 at 0.9 keeps 128, was 127).
+export const ENGINE_VERSION = '1.2.0';
 
 /** An engine with its own model cache (opts.maxModels, least recently used dropped) and dataset cache. */
 export function createEngine(opts: EngineOptions & EngineTuning): Engine {

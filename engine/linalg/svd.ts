@@ -20,10 +20,27 @@ export function decompositionBytes(d: Decomposition): number {
   return (d.u.length + d.s.length + d.vt.length) * 4;
 }
 
-/** k = floor(min(rows, cols) * (1 - ratio)), the paper's kept rank. */
+/**
+ * The ratio as the decimal the user wrote, numerator / 10^digits: JavaScript prints a number as the
+ * shortest decimal that reads back to it, so 0.9 gives 9 / 10, not the binary double just below it.
+ */
+function decimalFraction(ratio: number): { num: bigint; den: bigint } {
+  const m = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(ratio));
+  if (!m) throw new RangeError(`ratio ${ratio} is not a plain decimal`);
+  const digits = `${m[1]}${m[2] ?? ''}`;
+  const scale = (m[2]?.length ?? 0) - Number(m[3] ?? 0);
+  if (scale <= 0) return { num: BigInt(digits) * 10n ** BigInt(-scale), den: 1n };
+  return { num: BigInt(digits), den: 10n ** BigInt(scale) };
+}
+
+/**
+ * k = floor(min(rows, cols) * (1 - ratio)), the paper's kept rank, computed exactly for the decimal ratio
+ * (integer arithmetic): 1280 at 0.9 keeps 128, where floating point gives floor(127.99999999999997) = 127.
+ */
 export function keptRank(rows: number, cols: number, ratio: number): number {
   if (!(ratio >= 0 && ratio <= 1)) throw new RangeError(`ratio must be in [0, 1], got ${ratio}`);
-  return Math.floor(Math.min(rows, cols) * (1 - ratio));
+  const { num, den } = decimalFraction(ratio);
+  return Number((BigInt(Math.min(rows, cols)) * (den - num)) / den);
 }
 
 /** Exact thin SVD (input is not modified). */

@@ -52,14 +52,29 @@ function orthogonalityError(x: Float32Array, rows: number, cols: number, byRows:
 }
 
 describe('k rule', () => {
-  it('k = floor(min(rows, cols) * (1 - ratio)) in IEEE double', () => {
+  it('k = floor(min(rows, cols) * (1 - ratio)) exactly, for the decimal ratio as written', () => {
     expect(keptRank(576, 1536, 0)).toBe(576);
     expect(keptRank(576, 1536, 0.5)).toBe(288);
-    expect(keptRank(576, 1536, 0.9)).toBe(57); // 576 * 0.09999999999999998 = 57.599...
+    expect(keptRank(576, 1536, 0.9)).toBe(57); // 57.6
     expect(keptRank(32, 48, 0.9)).toBe(3);
-    expect(keptRank(16, 32, 0.95)).toBe(0); // 16 * 0.05000000000000004 = 0.8
+    expect(keptRank(16, 32, 0.95)).toBe(0); // 0.8
     expect(keptRank(4096, 11008, 0.995)).toBe(20);
+    // widths that are multiples of 10: floating point lands just below the integer (1280 * (1 - 0.9) = 127.99999999999997)
+    expect(Math.floor(1280 * (1 - 0.9))).toBe(127);
+    expect(keptRank(1280, 5120, 0.9)).toBe(128);
+    expect(keptRank(1600, 6400, 0.9)).toBe(160);
+    expect(keptRank(2560, 10240, 0.9)).toBe(256);
+    expect(keptRank(5120, 13824, 0.9)).toBe(512);
+    expect(keptRank(1000, 4000, 0.99)).toBe(10);
+    expect(keptRank(4096, 16384, 0.9)).toBe(409); // 409.6
+    expect(keptRank(4096, 4096, 0.995)).toBe(20); // 20.48
+    expect(keptRank(4096, 4096, 0.75)).toBe(1024);
+    expect(keptRank(1000, 1000, 0.001)).toBe(999);
+    expect(keptRank(1000, 1000, 1e-7)).toBe(999); // 999.9999
+    expect(keptRank(20, 20, 0.05)).toBe(19);
+    expect(keptRank(4, 4, 1)).toBe(0);
     expect(() => keptRank(4, 4, -0.1)).toThrow(RangeError);
+    expect(() => keptRank(4, 4, Number.NaN)).toThrow(RangeError);
   });
 });
 
