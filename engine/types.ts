@@ -88,7 +88,7 @@ export interface CellOutcome {
 }
 
 export interface ModelInfo {
-  family: 'gpt2' | 'llama' | 'gpt_neox';
+  family: 'gpt2' | 'llama' | 'gpt_neox' | 'gptj';
   numLayers: number;
   /** Module names (including groups) this family supports. */
   modules: ModuleName[];

@@ -8,13 +8,14 @@ import type { ModuleName } from '../vocabulary.ts';
 import { EngineInputError } from '../types.ts';
 import { graphOf, type ModelProto, type NodeProto, type TensorProto, toNum } from './onnx.ts';
 
-export type Family = 'gpt2' | 'llama' | 'gpt_neox';
+export type Family = 'gpt2' | 'llama' | 'gpt_neox' | 'gptj';
 export type LeafModule = 'q_proj' | 'k_proj' | 'v_proj' | 'out_proj' | 'fc_in' | 'fc_up' | 'fc_out';
 
 export const FAMILY_LEAVES: Record<Family, LeafModule[]> = {
   gpt2: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out'],
   llama: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out'],
   gpt_neox: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out'],
+  gptj: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out'],
 };
 
 const GROUPS: Record<'mlp' | 'attn' | 'all', LeafModule[]> = {
@@ -32,8 +33,9 @@ export function familyOf(config: Record<string, unknown>, configPath: string): F
   if (t === 'gpt2') return 'gpt2';
   if (t === 'llama' || t === 'qwen2' || t === 'mistral') return 'llama';
   if (t === 'gpt_neox') return 'gpt_neox';
+  if (t === 'gptj') return 'gptj';
   // The value is not quoted: messages never repeat the bytes of a user's file.
-  throw new EngineInputError(`${configPath}: model_type is missing or not supported (supported: gpt2, llama, qwen2, mistral, gpt_neox)`, configPath);
+  throw new EngineInputError(`${configPath}: model_type is missing or not supported (supported: gpt2, llama, qwen2, mistral, gpt_neox, gptj)`, configPath);
 }
 
 export interface Sizes {
@@ -46,7 +48,7 @@ export interface Sizes {
 }
 
 export function sizesOf(family: Family, c: Record<string, any>): Sizes {
-  if (family === 'gpt2') {
+  if (family === 'gpt2' || family === 'gptj') {
     const hidden = c.n_embd;
     return { hidden, layers: c.n_layer, heads: c.n_head, kvHeads: c.n_head, headDim: hidden / c.n_head, intermediate: c.n_inner ?? 4 * hidden };
   }
@@ -106,6 +108,12 @@ function roleOf(family: Family, nodeName: string): Role | null {
     if (!m) return null;
     return { layer: +m[1], kind: m[3], torchName: `model.layers.${m[1]}.${m[2]}.${m[3]}` };
   }
+  if (family === 'gptj') {
+    m = n.match(/(?:^|\/)(?:transformer\/)?h\.(\d+)\/(attn|mlp)\/(q_proj|k_proj|v_proj|out_proj|fc_in|fc_out)\//);
+    if (!m) return null;
+    if ((m[2] === 'mlp') !== m[3].startsWith('fc_')) return null;
+    return { layer: +m[1], kind: m[3], torchName: `transformer.h.${m[1]}.${m[2]}.${m[3]}` };
+  }
   m = n.match(/(?:^|\/)(?:gpt_neox\/)?layers\.(\d+)\/(attention|mlp)\/(query_key_value|dense|dense_h_to_4h|dense_4h_to_h)\//);
   if (!m) return null;
   if ((m[2] === 'mlp') !== m[3].startsWith('dense_')) return null;
@@ -122,7 +130,9 @@ function expectedShape(family: Family, kind: string, s: Sizes): [number, number]
       ? { 'attn.c_attn': [h, 3 * h], 'attn.c_proj': [h, h], 'mlp.c_fc': [h, s.intermediate], 'mlp.c_proj': [s.intermediate, h] }
       : family === 'llama'
         ? { q_proj: [h, qd], k_proj: [h, kvd], v_proj: [h, kvd], o_proj: [qd, h], gate_proj: [h, s.intermediate], up_proj: [h, s.intermediate], down_proj: [s.intermediate, h] }
-        : { query_key_value: [h, 3 * h], dense: [h, h], dense_h_to_4h: [h, s.intermediate], dense_4h_to_h: [s.intermediate, h] };
+        : family === 'gptj'
+          ? { q_proj: [h, qd], k_proj: [h, qd], v_proj: [h, qd], out_proj: [qd, h], fc_in: [h, s.intermediate], fc_out: [s.intermediate, h] }
+          : { query_key_value: [h, 3 * h], dense: [h, h], dense_h_to_4h: [h, s.intermediate], dense_4h_to_h: [s.intermediate, h] };
   return table[kind];
 }
 
@@ -181,7 +191,7 @@ export function mapWeights(model: ModelProto, family: Family, sizes: Sizes, mode
     byRole.set(key, w);
     tensors.set(name, w);
   }
-  const perLayer = family === 'llama' ? 7 : 4;
+  const perLayer = { gpt2: 4, llama: 7, gpt_neox: 4, gptj: 6 }[family];
   if (byRole.size !== perLayer * sizes.layers) {
     throw new EngineInputError(
       `${modelPath}: found ${byRole.size} prunable projections by graph structure, expected ${perLayer} x ${sizes.layers} layers for ${family}`,
@@ -226,10 +236,12 @@ export function resolveTargets(
         kind = { q_proj: 'attn.c_attn', k_proj: 'attn.c_attn', v_proj: 'attn.c_attn', out_proj: 'attn.c_proj', fc_in: 'mlp.c_fc', fc_out: 'mlp.c_proj' }[leaf as string]!;
       } else if (family === 'llama') {
         kind = { q_proj: 'q_proj', k_proj: 'k_proj', v_proj: 'v_proj', out_proj: 'o_proj', fc_in: 'gate_proj', fc_up: 'up_proj', fc_out: 'down_proj' }[leaf];
+      } else if (family === 'gptj') {
+        kind = leaf; // the paper's names are GPT-J's own
       } else {
         kind = { q_proj: 'query_key_value', k_proj: 'query_key_value', v_proj: 'query_key_value', out_proj: 'dense', fc_in: 'dense_h_to_4h', fc_out: 'dense_4h_to_h' }[leaf as string]!;
       }
-      if (family !== 'llama' && (leaf === 'q_proj' || leaf === 'k_proj' || leaf === 'v_proj')) fused = leaf === 'q_proj' ? 0 : leaf === 'k_proj' ? 1 : 2;
+      if ((family === 'gpt2' || family === 'gpt_neox') && (leaf === 'q_proj' || leaf === 'k_proj' || leaf === 'v_proj')) fused = leaf === 'q_proj' ? 0 : leaf === 'k_proj' ? 1 : 2;
       const tensor = map.byRole.get(`${l}:${kind}`)!;
       let slice: Slice | null = null;
       if (fused !== null) {

@@ -22,7 +22,7 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 const cacheDir = mkdtempSync(join(tmpdir(), 'icl-model-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
 
-for (const family of ['gpt2', 'llama', 'gpt_neox'] as const) {
+for (const family of ['gpt2', 'llama', 'gpt_neox', 'gptj'] as const) {
   const fam = refs.families[family];
   for (const dir of fam.dirs as string[]) {
     describe(`${dir}`, () => {
