@@ -95,6 +95,9 @@ export interface ModelInfo {
   /** Content hash of the model's files (not of its path or name). */
   fingerprint: string;
   hasPastKeyValues: boolean;
+  /** Element type of the prunable matrices as the export stores them: 'float32', 'float16' or 'bfloat16'
+   *  (several joined with '+' when they differ). Part of every cell key. */
+  weightDtype: string;
 }
 
 export interface DatasetInfo {

@@ -1,10 +1,9 @@
 /**
- * Reading an exported model.onnx with onnx-proto (protobufjs): initializers (raw_data, float_data, or
- * external data), float16 -> float32, and the graph rewrite that turns prunable weights into inputs.
+ * Reading an exported model.onnx with onnx-proto (protobufjs): the graph, where each initializer's bytes
+ * are (inline, or a range of an external data file), and the element types the engine converts between
+ * (float32, float16, bfloat16).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { EngineInputError } from '../types.ts';
 
@@ -13,6 +12,7 @@ export type ModelProto = InstanceType<typeof onnx.ModelProto>;
 export type TensorProto = InstanceType<typeof onnx.TensorProto>;
 export type NodeProto = InstanceType<typeof onnx.NodeProto>;
 export type GraphProto = InstanceType<typeof onnx.GraphProto>;
+export type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
 
 /** The model's graph with its repeated fields typed as present (protobufjs always fills them on decode). */
 export function graphOf(model: ModelProto): GraphProto {
@@ -20,9 +20,20 @@ export function graphOf(model: ModelProto): GraphProto {
 }
 
 export const DT_FLOAT = 1;
+export const DT_INT64 = 7;
 export const DT_FLOAT16 = 10;
 export const DT_BFLOAT16 = 16;
 const EXTERNAL = 1;
+
+/** The element type names the engine reports (ModelInfo.weightDtype). */
+export type FloatType = 'float32' | 'float16' | 'bfloat16';
+
+export function floatTypeOf(dataType: number, what: string): FloatType {
+  if (dataType === DT_FLOAT) return 'float32';
+  if (dataType === DT_FLOAT16) return 'float16';
+  if (dataType === DT_BFLOAT16) return 'bfloat16';
+  throw new EngineInputError(`${what} has data type ${dataType}; prunable weights must be float32, float16 or bfloat16`, what);
+}
 
 export function toNum(v: unknown): number {
   if (typeof v === 'number') return v;
@@ -30,12 +41,11 @@ export function toNum(v: unknown): number {
   return Number(v);
 }
 
-/** Decodes model.onnx; any failure is an EngineInputError naming the file. */
-export function readModelProto(dir: string): { model: ModelProto; path: string; bytes: number } {
+/** Decodes an ONNX file; any failure is an EngineInputError naming the file. */
+export function readModelProto(dir: string, path: string): { model: ModelProto; bytes: number } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new EngineInputError(`model folder not found: ${dir}`, dir);
   }
-  const path = join(dir, 'model.onnx');
   if (!existsSync(path)) throw new EngineInputError(`model file not found: ${path}`, path);
   const buf = readFileSync(path);
   let model: ModelProto;
@@ -47,10 +57,15 @@ export function readModelProto(dir: string): { model: ModelProto; path: string; 
   if (!model.graph || !model.graph.node || model.graph.node.length === 0) {
     throw new EngineInputError(`corrupt ONNX model ${path}: no graph`, path);
   }
-  return { model, path, bytes: buf.length };
+  return { model, bytes: buf.length };
 }
 
-function externalInfo(t: TensorProto): { location: string; offset: number; length: number | null } {
+export function isExternal(t: TensorProto): boolean {
+  return t.dataLocation === EXTERNAL;
+}
+
+/** An external tensor's location (relative to the ONNX file's folder), offset and length (null: to the end). */
+export function externalInfo(t: TensorProto): { location: string; offset: number; length: number | null } {
   let location = '';
   let offset = 0;
   let length: number | null = null;
@@ -62,8 +77,19 @@ function externalInfo(t: TensorProto): { location: string; offset: number; lengt
   return { location, offset, length };
 }
 
-export function isExternal(t: TensorProto): boolean {
-  return t.dataLocation === EXTERNAL;
+/** Points a tensor at a range of an external data file. */
+export function setExternal(t: TensorProto, location: string, offset: number, length: number): void {
+  t.externalData = [
+    onnx.StringStringEntryProto.create({ key: 'location', value: location }),
+    onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
+    onnx.StringStringEntryProto.create({ key: 'length', value: String(length) }),
+  ];
+  t.dataLocation = EXTERNAL;
+  t.rawData = new Uint8Array(0);
+}
+
+export function elementCount(t: TensorProto): number {
+  return t.dims.reduce<number>((a, d) => a * toNum(d), 1);
 }
 
 export function halfToFloat(h: number): number {
@@ -102,72 +128,37 @@ export function floatToHalf(v: number): number {
   return sign | half;
 }
 
-/**
- * The tensor's stored bytes (raw_data, or external data read asynchronously so the event loop stays free
- * during a big load), or null when it uses a typed *_data field.
- */
-export async function tensorBytes(t: TensorProto, dir: string): Promise<Uint8Array | null> {
-  if (!isExternal(t)) return t.rawData && t.rawData.length > 0 ? t.rawData : null;
-  const { location, offset, length } = externalInfo(t);
-  const file = resolve(dir, location);
-  // As ONNX Runtime: external data lives in the model's folder (a location may not climb out of it).
-  if (isAbsolute(location) || relative(resolve(dir), file).startsWith('..')) {
-    throw new EngineInputError(`tensor ${t.name}: its external data location is outside the model folder ${dir}`, t.name);
-  }
-  if (!location || !existsSync(file)) {
-    throw new EngineInputError(`external data file not found for tensor ${t.name}: ${file}`, file);
-  }
-  const size = length ?? statSync(file).size - offset;
-  const out = new Uint8Array(size);
-  const fh = await open(file, 'r');
-  try {
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(out, got, Math.min(size - got, 64 << 20), offset + got);
-      if (bytesRead <= 0) throw new EngineInputError(`external data file ${file} is truncated (tensor ${t.name})`, file);
-      got += bytesRead;
+/** Stored values (little-endian bytes, or a typed *_data field) of `count` elements -> float32. */
+export function toFloat32(bytes: Uint8Array | null, typed: ArrayLike<number>, dataType: number, count: number, what: string): Float32Array {
+  const out = new Float32Array(count);
+  if (dataType === DT_FLOAT) {
+    if (!bytes) {
+      out.set(typed);
+      return out;
     }
-  } finally {
-    await fh.close();
+    if (bytes.length !== count * 4) throw new EngineInputError(`tensor ${what}: ${bytes.length} bytes for ${count} float32 values`, what);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  if (dataType !== DT_FLOAT16 && dataType !== DT_BFLOAT16) floatTypeOf(dataType, `tensor ${what}`);
+  let halves: Uint16Array;
+  if (bytes) {
+    if (bytes.length !== count * 2) throw new EngineInputError(`tensor ${what}: ${bytes.length} bytes for ${count} 16-bit values`, what);
+    const copy = new Uint8Array(count * 2);
+    copy.set(bytes);
+    halves = new Uint16Array(copy.buffer);
+  } else {
+    halves = Uint16Array.from(typed); // 16-bit floats are stored in int32_data when not raw
+  }
+  if (dataType === DT_FLOAT16) for (let i = 0; i < count; i++) out[i] = halfToFloat(halves[i]);
+  else {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) u[i] = halves[i] << 16;
   }
   return out;
 }
 
-/** A float tensor's values as a fresh float32 array (float16 / bfloat16 converted). */
-export async function tensorToFloat32(t: TensorProto, dir: string): Promise<Float32Array> {
-  const count = t.dims.reduce<number>((a, d) => a * toNum(d), 1);
-  const bytes = await tensorBytes(t, dir);
-  if (t.dataType === DT_FLOAT) {
-    if (bytes) {
-      if (bytes.length !== count * 4) throw new EngineInputError(`tensor ${t.name}: ${bytes.length} bytes for ${count} floats`, t.name);
-      if (isExternal(t) && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count); // already a fresh copy
-      const out = new Float32Array(count);
-      new Uint8Array(out.buffer).set(bytes);
-      return out;
-    }
-    return Float32Array.from(t.floatData);
-  }
-  if (t.dataType === DT_FLOAT16 || t.dataType === DT_BFLOAT16) {
-    let halves: Uint16Array;
-    if (bytes) {
-      const copy = new Uint8Array(count * 2);
-      copy.set(bytes.subarray(0, count * 2));
-      halves = new Uint16Array(copy.buffer);
-    } else {
-      halves = Uint16Array.from(t.int32Data); // float16 values are stored in int32_data when not raw
-    }
-    const out = new Float32Array(count);
-    if (t.dataType === DT_FLOAT16) for (let i = 0; i < count; i++) out[i] = halfToFloat(halves[i]);
-    else {
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < count; i++) u[i] = halves[i] << 16;
-    }
-    return out;
-  }
-  throw new EngineInputError(`tensor ${t.name} has unsupported data type ${t.dataType} for a prunable weight`, t.name);
-}
-
-/** float32 values -> the tensor's element type, as ONNX Runtime expects them in a feed. */
+/** float32 values -> 16-bit patterns of `dataType` (round to nearest even); float32 returns the values as they are. */
 export function fromFloat32(values: Float32Array, dataType: number): Float32Array | Uint16Array {
   if (dataType === DT_FLOAT) return values;
   const out = new Uint16Array(values.length);
@@ -182,96 +173,9 @@ export function fromFloat32(values: Float32Array, dataType: number): Float32Arra
   return out;
 }
 
-/**
- * Rewrites the model in place: the named initializers leave graph.initializer and become graph inputs
- * (they must: onnxruntime silently ignores a feed for an initializer that is also an input); every other
- * external-data initializer is read and inlined, so the session can be created from bytes.
- */
-export async function weightsToInputs(model: ModelProto, dir: string, names: Set<string>): Promise<Uint8Array> {
-  const graph = graphOf(model);
-  const kept: TensorProto[] = [];
-  const moved: TensorProto[] = [];
-  for (const t of graph.initializer as TensorProto[]) {
-    if (names.has(t.name)) {
-      moved.push(t);
-      continue;
-    }
-    if (isExternal(t)) {
-      t.rawData = (await tensorBytes(t, dir))!;
-      t.externalData = [];
-      t.dataLocation = 0;
-    }
-    kept.push(t);
-  }
-  graph.initializer = kept;
-  const inputNames = new Set(graph.input.map((i) => i.name));
-  for (const t of moved) {
-    if (inputNames.has(t.name)) continue;
-    graph.input.push(
-      onnx.ValueInfoProto.create({
-        name: t.name,
-        type: onnx.TypeProto.create({
-          tensorType: onnx.TypeProto.Tensor.create({
-            elemType: t.dataType,
-            shape: onnx.TensorShapeProto.create({ dim: t.dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: toNum(d) })) }),
-          }),
-        }),
-      }),
-    );
-  }
-  const bytes = onnx.ModelProto.encode(model).finish();
-  graph.initializer = [...kept, ...moved];
-  graph.input = graph.input.filter((i) => !names.has(i.name ?? '') || inputNames.has(i.name ?? ''));
-  return bytes;
-}
-
-export const LOGITS_POSITIONS = 'logits_positions';
-
-/**
- * Lets a run ask for the logits of chosen positions only: the final projection (MatMul of the last
- * hidden state [B, L, h] by an initializer [h, V], whose output is `logits`) is rewired to
- * Gather(Reshape(hidden, [-1, h]), logits_positions) so `logits` becomes [N, V] for the N flat
- * positions (b * L + j) fed in `logits_positions`. Returns false (graph unchanged) when the graph does
- * not have that shape.
- */
-export function selectableLogits(model: ModelProto): boolean {
-  const g = graphOf(model);
-  const nodes = g.node as NodeProto[];
-  const idx = nodes.findIndex((n) => n.output.includes('logits'));
-  if (idx < 0) return false;
-  const node = nodes[idx];
-  const w = (g.initializer as TensorProto[]).find((t) => t.name === node.input[1]);
-  if (node.opType !== 'MatMul' || !w || w.dims.length !== 2) return false;
-  const h = toNum(w.dims[0]);
-  const v = toNum(w.dims[1]);
-  const out = g.output.find((o) => o.name === 'logits');
-  if (!out) return false;
-  const shapeName = '__icl_flat_shape';
-  g.initializer.push(onnx.TensorProto.create({ name: shapeName, dataType: 7, dims: [2], int64Data: [-1, h] }));
-  const flat = '__icl_hidden_flat';
-  const picked = '__icl_hidden_picked';
-  const reshape = onnx.NodeProto.create({ name: '/icl/logits/Reshape', opType: 'Reshape', input: [node.input[0], shapeName], output: [flat] });
-  const gather = onnx.NodeProto.create({
-    name: '/icl/logits/Gather', opType: 'Gather', input: [flat, LOGITS_POSITIONS], output: [picked],
-    attribute: [onnx.AttributeProto.create({ name: 'axis', type: onnx.AttributeProto.AttributeType.INT, i: 0 })],
-  });
-  node.input[0] = picked;
-  g.node.splice(idx, 0, reshape, gather);
-  g.input.push(
-    onnx.ValueInfoProto.create({
-      name: LOGITS_POSITIONS,
-      type: onnx.TypeProto.create({
-        tensorType: onnx.TypeProto.Tensor.create({ elemType: 7, shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimParam: 'num_positions' })] }) }),
-      }),
-    }),
-  );
-  out.type = onnx.TypeProto.create({
-    tensorType: onnx.TypeProto.Tensor.create({
-      elemType: out.type?.tensorType?.elemType ?? DT_FLOAT,
-      shape: onnx.TensorShapeProto.create({ dim: [onnx.TensorShapeProto.Dimension.create({ dimParam: 'num_positions' }), onnx.TensorShapeProto.Dimension.create({ dimValue: v })] }),
-    }),
-  });
-  // drop stale shape info about the old [B, L, V] logits
-  g.valueInfo = g.valueInfo.filter((vi) => vi.name !== 'logits');
-  return true;
+/** Rounds float32 values in place to the nearest value of `dataType` (no-op for float32). */
+export function roundTo(values: Float32Array, dataType: number): void {
+  if (dataType === DT_FLOAT) return;
+  const halves = fromFloat32(values, dataType) as Uint16Array;
+  values.set(toFloat32(new Uint8Array(halves.buffer), [], dataType, values.length, 'rounded'));
 }

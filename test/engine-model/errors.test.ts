@@ -187,7 +187,7 @@ describe('execution provider', () => {
       expect((e as Error).message).toMatch(/cuda/i);
       return;
     }
-    expect(lm.weightFeeding).toBe('targeted');
+    expect(lm.computeType).toBe('float32'); // the fixture's own type
     for (const ref of [fam.edits[0], fam.edits.find((x: { name: string }) => x.name === 'all@1:0.5')]) {
       const e = await lm.withEdit(ref.edit ? { ...ref.edit, svd: 'exact', seed: 0 } : null);
       const out = await e.nextTokenLogprobs(await e.prefill([]), fam.prompts.map((p: { ids: number[] }) => p.ids));

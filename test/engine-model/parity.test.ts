@@ -113,24 +113,32 @@ for (const family of ['gpt2', 'llama', 'gpt_neox', 'gptj'] as const) {
   }
 }
 
-describe('weight feeding and prefix handling', () => {
+describe('sessions and prefix handling', () => {
   const fam = refs.families.gpt_neox;
   const ref = fam.edits.find((e: { name: string }) => e.name === 'all@1:0.5');
   const prompts: number[][] = fam.prompts.map((p: { ids: number[] }) => p.ids);
 
-  for (const weightFeeding of ['recreate', 'targeted'] as const) {
-    it(`'${weightFeeding}' weight feeding gives the same numbers as 'inputs'`, async () => {
-      const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, weightFeeding, maxSessions: 1 });
-      expect(lm.weightFeeding).toBe(weightFeeding);
-      for (const r of [ref, fam.edits[2], ref, fam.edits[0]]) {
-        const e = await lm.withEdit(r.edit ? { ...r.edit, svd: 'exact', seed: 0 } : null);
-        const out = await e.nextTokenLogprobs(await e.prefill([]), prompts);
-        prompts.forEach((_, i) => expect(maxDiff(out[i], r.next_token_logprobs[i])).toBeLessThan(TOL));
-        e.release();
-      }
-      await lm.dispose();
-    });
-  }
+  it('one session per set of edited matrices, shared by its ratios; a small pool; the same numbers in any order', async () => {
+    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, maxSessions: 1 });
+    const fcIn = fam.edits.find((e: { name: string }) => e.name === 'fc_in@0:0.5');
+    for (const r of [ref, fcIn, ref, fam.edits[0], fcIn]) {
+      const e = await lm.withEdit(r.edit ? { ...r.edit, svd: 'exact', seed: 0 } : null);
+      const out = await e.nextTokenLogprobs(await e.prefill([]), prompts);
+      prompts.forEach((_, i) => expect(maxDiff(out[i], r.next_token_logprobs[i])).toBeLessThan(TOL));
+      e.release();
+    }
+    // two edits of the same matrix at different ratios, held at once, share a session; the numbers stay each edit's own
+    const half = await lm.withEdit({ module: 'fc_in', layer: 0, ratio: 0.5, svd: 'exact', seed: 0 });
+    const most = await lm.withEdit({ module: 'fc_in', layer: 0, ratio: 0.9, svd: 'exact', seed: 0 });
+    const [a] = await half.nextTokenLogprobs(await half.prefill([]), [prompts[0]]);
+    const [b] = await most.nextTokenLogprobs(await most.prefill([]), [prompts[0]]);
+    expect(maxDiff(a, fcIn.next_token_logprobs[0])).toBeLessThan(TOL);
+    expect(maxDiff(a, b)).toBeGreaterThan(1e-3);
+    expect(most.cacheHits).toBe(1); // the decomposition of fc_in@0 was made once
+    half.release();
+    most.release();
+    await lm.dispose();
+  });
 
   it('tight memory bounds split batches without changing the numbers', async () => {
     const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, maxKvBytes: 1, maxLogitsBytes: 1 });
@@ -162,7 +170,7 @@ describe('weight feeding and prefix handling', () => {
 
 describe('logits only where needed', () => {
   it('selecting positions (graph rewrite) gives the same numbers as full logits, on every path', async () => {
-    for (const dir of ['llama', 'gpt2-nopast']) {
+    for (const dir of ['llama', 'gpt2-nopast', 'gptj']) {
       const fam = refs.families[dir.replace('-nopast', '')];
       const prompts: number[][] = fam.prompts.map((p: { ids: number[] }) => p.ids);
       const item = { context: fam.continuation.context_ids.slice(5), continuation: fam.continuation.continuation_ids };

@@ -122,6 +122,7 @@ export function fakeLoader(opts: FakeOptions = {}): { load: LoadModelFn; calls: 
       modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out', 'mlp', 'attn', 'all'],
       fingerprint: `fake:${dir}`,
       hasPastKeyValues: true,
+      weightDtype: 'float32',
       ...opts.info,
     };
     const wait = () => (opts.delayMs ? new Promise((r) => setTimeout(r, opts.delayMs)) : Promise.resolve());

@@ -1,0 +1,143 @@
+/**
+ * The weights as the export stores them. ONNX Runtime reads every initializer itself (from model.onnx, or
+ * from the external data files beside it); the engine reads only the matrices a cell edits, with
+ * positioned reads of their byte range, and keeps no copy of them (the decomposition cache holds what is
+ * worth keeping).
+ */
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { EngineInputError } from '../types.ts';
+import {
+  DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, elementCount, externalInfo, graphOf, isExternal, type ModelProto, setExternal, type TensorProto, toFloat32,
+} from './onnx.ts';
+
+/** Where one tensor's values are: inline in the ONNX file, or a byte range of an external data file. */
+interface Stored {
+  name: string;
+  dataType: number;
+  count: number;
+  inline: { bytes: Uint8Array | null; typed: ArrayLike<number> } | null;
+  file: string | null;
+  offset: number;
+  length: number;
+}
+
+const READ_CHUNK = 64 << 20;
+
+async function readRange(file: string, offset: number, length: number, what: string): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  const fh = await open(file, 'r');
+  try {
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(out, got, Math.min(length - got, READ_CHUNK), offset + got);
+      if (bytesRead <= 0) throw new EngineInputError(`external data file ${file} is truncated (tensor ${what})`, file);
+      got += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return out;
+}
+
+/**
+ * Where an external tensor's bytes are, checked: the location is relative and stays inside the ONNX file's
+ * folder (ONNX Runtime refuses anything else), the file exists and holds the range.
+ */
+function locate(t: TensorProto, onnxDir: string, onnxPath: string): { file: string; offset: number; length: number } {
+  const { location, offset, length } = externalInfo(t);
+  const file = resolve(onnxDir, location);
+  const inside = relative(onnxDir, file);
+  // The location is not quoted: messages never repeat the bytes of a user's file.
+  if (!location || isAbsolute(location) || inside.startsWith('..') || isAbsolute(inside)) {
+    throw new EngineInputError(`${onnxPath}: the external data location of tensor ${t.name} is not a file inside the model's folder ${onnxDir}`, onnxPath);
+  }
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    throw new EngineInputError(`external data file not found for tensor ${t.name}: ${file}`, file);
+  }
+  const bytes = length ?? size - offset;
+  if (offset < 0 || bytes < 0 || offset + bytes > size) {
+    throw new EngineInputError(`external data file ${file} is truncated: tensor ${t.name} needs bytes ${offset}..${offset + bytes}, the file has ${size}`, file);
+  }
+  return { file, offset, length: bytes };
+}
+
+function stored(t: TensorProto, onnxDir: string, onnxPath: string): Stored {
+  const base = { name: t.name, dataType: t.dataType, count: elementCount(t) };
+  if (isExternal(t)) return { ...base, inline: null, ...locate(t, onnxDir, onnxPath) };
+  const bytes = t.rawData && t.rawData.length > 0 ? t.rawData : null;
+  const typed = t.dataType === DT_FLOAT ? t.floatData : t.int32Data;
+  return { ...base, inline: { bytes, typed }, file: null, offset: 0, length: bytes?.length ?? 0 };
+}
+
+export class WeightStore {
+  private constructor(private readonly tensors: Map<string, Stored>) {}
+
+  /**
+   * The store of the named initializers; every external reference of the model is checked, so a missing or
+   * short data file is an input error at load time rather than ONNX Runtime's message later.
+   */
+  static open(model: ModelProto, names: Set<string>, onnxDir: string, onnxPath: string): WeightStore {
+    const tensors = new Map<string, Stored>();
+    for (const t of graphOf(model).initializer as TensorProto[]) {
+      const s = isExternal(t) || names.has(t.name) ? stored(t, onnxDir, onnxPath) : null;
+      if (s && names.has(t.name)) tensors.set(t.name, s);
+    }
+    return new WeightStore(tensors);
+  }
+
+  /** The stored element type of a tensor (ONNX data type number). */
+  dataType(name: string): number {
+    return this.get(name).dataType;
+  }
+
+  /** A stored matrix as a fresh float32 array (16-bit values widened exactly). */
+  async matrix(name: string): Promise<Float32Array> {
+    const s = this.get(name);
+    if (s.inline) return toFloat32(s.inline.bytes, s.inline.typed, s.dataType, s.count, name);
+    return toFloat32(await readRange(s.file!, s.offset, s.length, name), [], s.dataType, s.count, name);
+  }
+
+  private get(name: string): Stored {
+    const s = this.tensors.get(name);
+    if (!s) throw new Error(`internal: ${name} is not in the weight store`);
+    return s;
+  }
+}
+
+/** The file name the widened weights of a 16-bit model go by (ONNX Runtime reads it from memory, never from disk). */
+export const WIDENED_FILE = 'icl-sweep-float32-weights.bin';
+
+/**
+ * Every 16-bit initializer widened to float32, for execution providers without 16-bit kernels: small inline
+ * ones in place, the rest into one in-memory buffer that ONNX Runtime takes as an external data file
+ * (sessionOptions.externalData), so the graph itself stays small whatever the model's size. Rewrites the
+ * model's initializers to point at it.
+ */
+export async function widenInitializers(model: ModelProto, onnxDir: string, onnxPath: string): Promise<{ path: string; data: Uint8Array } | null> {
+  const half = (graphOf(model).initializer as TensorProto[]).filter((t) => t.dataType === DT_FLOAT16 || t.dataType === DT_BFLOAT16);
+  if (half.length === 0) return null;
+  const big = half.filter(isExternal);
+  const total = big.reduce((a, t) => a + elementCount(t) * 4, 0);
+  const data = new Uint8Array(total);
+  let at = 0;
+  for (const t of half) {
+    const s = stored(t, onnxDir, onnxPath);
+    const bytes = s.inline ? s.inline.bytes : await readRange(s.file!, s.offset, s.length, t.name);
+    const values = toFloat32(bytes, s.inline?.typed ?? [], s.dataType, s.count, t.name);
+    t.dataType = DT_FLOAT;
+    t.int32Data = [];
+    if (s.inline) {
+      t.rawData = new Uint8Array(values.buffer);
+      continue;
+    }
+    data.set(new Uint8Array(values.buffer), at);
+    setExternal(t, WIDENED_FILE, at, values.byteLength);
+    at += values.byteLength;
+  }
+  return total > 0 ? { path: WIDENED_FILE, data } : null;
+}

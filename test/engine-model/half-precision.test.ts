@@ -1,0 +1,53 @@
+/**
+ * A float16 export (gptj-fp16: the gptj fixture converted to float16 throughout) on CPU, where the engine
+ * widens it to float32: the numbers match PyTorch run in float32 on the float16-rounded weights, each edited
+ * matrix decomposed in float32 and rounded back to float16. The tolerance is the widened graph's own distance
+ * from those references in onnxruntime (6e-4, its float16 constants), with margin.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CausalLM, loadModel } from '../../engine/model/index.ts';
+
+const MODELS = join(import.meta.dirname, '../fixtures/models');
+const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8')).half_precision['gptj-fp16'];
+const TOL = 2e-3;
+const cacheDir = mkdtempSync(join(tmpdir(), 'icl-half-'));
+afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+describe('gptj-fp16 on CPU (float32 fallback)', () => {
+  let lm: CausalLM;
+  beforeAll(async () => {
+    lm = await loadModel(join(MODELS, 'gptj-fp16'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1 });
+  });
+  afterAll(async () => lm?.dispose());
+
+  it('reports its stored weight type and the type it runs in', () => {
+    expect(lm.info.family).toBe('gptj');
+    expect(lm.info.weightDtype).toBe('float16');
+    expect(lm.computeType).toBe('float32');
+    expect(lm.info.hasPastKeyValues).toBe(true);
+  });
+
+  for (const ref of refs.edits) {
+    it(`matches the half-precision references for ${ref.name} (full path, prefix reuse, continuation)`, async () => {
+      const e = await lm.withEdit(ref.edit ? { ...ref.edit, svd: 'exact', seed: 0 } : null);
+      const prompts: number[][] = refs.prompts.map((p: { ids: number[] }) => p.ids);
+      const full = await e.nextTokenLogprobs(await e.prefill([]), prompts);
+      prompts.forEach((_, i) => expect(maxDiff(full[i], ref.next_token_logprobs[i])).toBeLessThan(TOL));
+      const [reuse] = await e.nextTokenLogprobs(await e.prefill(prompts[1].slice(0, 10)), [prompts[1].slice(10)]);
+      expect(maxDiff(reuse, ref.next_token_logprobs[1])).toBeLessThan(TOL);
+      const [scores] = await e.continuationScores(await e.prefill([]), [{ context: refs.continuation.context_ids, continuation: refs.continuation.continuation_ids }]);
+      expect(maxDiff(scores.logprobs, ref.continuation.logprobs)).toBeLessThan(TOL);
+      e.release();
+    });
+  }
+});
