@@ -24,6 +24,8 @@ export interface PreparedModel {
   family: string;
   /** Module names (groups included) the model's family supports. */
   modules: ModuleName[];
+  /** Element type of the prunable weights as stored ('float32', 'float16', 'bfloat16'). */
+  weightDtype: string;
 }
 
 /** What the prepare activity learned about a dataset (engine.describeDataset). */
@@ -55,6 +57,8 @@ export interface Cell extends CellCoordinates {
 export interface CellIdentity {
   engineVersion: string;
   modelFingerprint: string;
+  /** The weights' stored type: with the execution provider it decides the precision the cell runs in. */
+  weightDtype: string;
   datasetFingerprint: string;
   module: CellModule;
   layer: number;
@@ -90,7 +94,7 @@ export function canonicalJson(value: unknown): string {
 export function cellIdentity(
   spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
   engineVersion: string,
-  model: Pick<PreparedModel, 'fingerprint'>,
+  model: Pick<PreparedModel, 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'fingerprint'>,
   point: { module: CellModule; layer: number; ratio: number; split: Split },
 ): CellIdentity {
@@ -98,6 +102,7 @@ export function cellIdentity(
   return {
     engineVersion,
     modelFingerprint: model.fingerprint,
+    weightDtype: model.weightDtype,
     datasetFingerprint: dataset.fingerprint,
     module: baseline ? BASELINE_MODULE : point.module,
     layer: baseline ? 0 : point.layer,
@@ -187,7 +192,7 @@ export function expandCells(spec: SweepSpec, prepared: PreparedSweep, split: Spl
 export function makeCell(
   spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
   engineVersion: string,
-  model: Pick<PreparedModel, 'name' | 'fingerprint'>,
+  model: Pick<PreparedModel, 'name' | 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'name' | 'fingerprint'>,
   point: { module: CellModule; layer: number; ratio: number; split: Split },
 ): Cell {

@@ -48,7 +48,7 @@ export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVe
     onStep(`model "${model.name}"`);
     const info = await inputProblem(() => engine.describeModel(model));
     if (typeof info === 'string') problems.push(`models[${i}].path: model "${model.name}": ${info}`);
-    else prepared.models.push({ name: model.name, fingerprint: info.fingerprint, numLayers: info.numLayers, family: info.family, modules: info.modules });
+    else prepared.models.push({ name: model.name, fingerprint: info.fingerprint, numLayers: info.numLayers, family: info.family, modules: info.modules, weightDtype: info.weightDtype });
   }
   for (const [i, dataset] of spec.datasets.entries()) {
     if (opts.reachable && !opts.reachable.dataset(dataset)) continue;

@@ -2,7 +2,8 @@
  * Cell keys of stored sweeps must not change by accident: a sweep stored with these inputs is reused
  * only while the same inputs give the same keys. The values below were computed before the layout
  * change that moved the spec schema, the vocabulary and the fingerprint routine; a deliberate key
- * change (a new engine version, a new identity field) updates them in the same commit.
+ * change (a new engine version, a new identity field) updates them in the same commit. Updated once since:
+ * the weights' stored type joined the identity (weightDtype "float32" here).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,9 +18,9 @@ const PINNED = {
   model: 'a66cf0d374bcd49c1565a6cbf28b40cf5cd8b970d7d4e1ad4d1eb1aa092bb749',
   dataset: 'a6652d1b947a7108e397fde1365b3756bf4811d136cb1bf0bca69cd169c34db2',
   keys: [
-    'none/0/0=e992e61de43e7c479b2c96673be1dc63ffe13a8e2c79225c2381074dc728b41c',
-    'mlp/0/0.5=05e75ce8e46f49c944b2ac42ed6349ba1dd342c6f72589b4bc685b4a8d864922',
-    'mlp/2/0.5=d87e65e5eeca31ecfb7bda94a13a9c0b0b3d81b61e3277fafc28460947bb81e0',
+    'none/0/0=5dde1a44c8fc183eed30043ce6fac3e9cfd264d33fd35712cee818c470094018',
+    'mlp/0/0.5=317c52e25a5bd1d03e49c9e20b86b22d991d0fcb3a386e97123e05a85fa197a5',
+    'mlp/2/0.5=eae6928c8c80d55763a2498092d63a170037bb604db939ca067cc5a61a564a06',
   ],
 };
 
@@ -39,7 +40,7 @@ describe('pinned cell keys', () => {
       if (!checked.ok) throw new Error(checked.problems.join('\n'));
       const prepared = {
         engineVersion: '1.1.0',
-        models: [{ name: 'gpt2', fingerprint: model.fingerprint, numLayers: model.numLayers, family: model.family, modules: model.modules }],
+        models: [{ name: 'gpt2', fingerprint: model.fingerprint, numLayers: model.numLayers, family: model.family, modules: model.modules, weightDtype: model.weightDtype }],
         datasets: [{ name: 'sst2', fingerprint: dataset.fingerprint }],
       };
       const keys = expandCells(checked.spec, prepared, 'test').map((c) => `${c.module}/${c.layer}/${c.ratio}=${c.key}`);

@@ -20,8 +20,8 @@ function spec(over: Record<string, unknown> = {}): SweepSpec {
 const prepared: PreparedSweep = {
   engineVersion: '1.0.0',
   models: [
-    { name: 'a', fingerprint: 'fa', numLayers: 2, family: 'llama', modules: ['q_proj', 'fc_up', 'all'] },
-    { name: 'b', fingerprint: 'fb', numLayers: 3, family: 'gpt2', modules: ['q_proj', 'all'] },
+    { name: 'a', fingerprint: 'fa', numLayers: 2, family: 'llama', modules: ['q_proj', 'fc_up', 'all'], weightDtype: 'float32' },
+    { name: 'b', fingerprint: 'fb', numLayers: 3, family: 'gpt2', modules: ['q_proj', 'all'], weightDtype: 'float32' },
   ],
   datasets: [
     { name: 'd1', fingerprint: 'f1' },
@@ -42,23 +42,25 @@ describe('cell keys', () => {
     // Pinned: a change here silently orphans every stored result; bump ENGINE_VERSION instead.
     const canonical =
       '{"datasetFingerprint":"f1","engineVersion":"1.0.0","layer":1,"modelFingerprint":"fa","module":"q_proj","ratio":0.5,' +
-      '"scoring":{"multipleChoice":"loglik","svd":"exact"},"seed":null,"shots":null,"sizes":{"testPerClass":null,"validationPerClass":null},"split":"test"}';
+      '"scoring":{"multipleChoice":"loglik","svd":"exact"},"seed":null,"shots":null,"sizes":{"testPerClass":null,"validationPerClass":null},"split":"test",' +
+      '"weightDtype":"float32"}';
     expect(canonicalJson(cellIdentity(base, '1.0.0', prepared.models[0], prepared.datasets[0], point))).toBe(canonical);
     expect(key()).toBe(createHash('sha256').update(canonical).digest('hex'));
-    expect(key()).toBe('23368cab36a8ddc52a38d8927e285511ab107aa80ee0070c2df38b5ccbca5f4d');
+    expect(key()).toBe('5fc3772381db5cd4ae056403cdb3662403905fbbfdbcfd5790dbb0ac1a24fe1f');
   });
 
   it('does not depend on key order or names/paths, only on content', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":1}');
     const renamed = spec({ models: [{ name: 'other', path: '/elsewhere' }, { name: 'b', path: '/m/b' }] });
-    expect(cellKey(cellIdentity(renamed, '1.0.0', { fingerprint: 'fa' }, { fingerprint: 'f1' }, point))).toBe(key());
+    expect(cellKey(cellIdentity(renamed, '1.0.0', { fingerprint: 'fa', weightDtype: 'float32' }, { fingerprint: 'f1' }, point))).toBe(key());
   });
 
   it('changes with every input', () => {
     const k = key();
     const variants = [
       key(base, prepared, point, '1.0.1'),
-      cellKey(cellIdentity(base, '1.0.0', { fingerprint: 'fa2' }, prepared.datasets[0], point)),
+      cellKey(cellIdentity(base, '1.0.0', { fingerprint: 'fa2', weightDtype: 'float32' }, prepared.datasets[0], point)),
+      cellKey(cellIdentity(base, '1.0.0', { fingerprint: 'fa', weightDtype: 'float16' }, prepared.datasets[0], point)),
       cellKey(cellIdentity(base, '1.0.0', prepared.models[0], { fingerprint: 'f1x' }, point)),
       key(base, prepared, { ...point, module: 'k_proj' }),
       key(base, prepared, { ...point, layer: 0 }),
@@ -139,7 +141,7 @@ describe('a 10,000-cell grid', () => {
     const ratios = Array.from({ length: 26 }, (_, i) => i / 26);
     const big: PreparedSweep = {
       engineVersion: '1.0.0',
-      models: [{ name: 'a', fingerprint: 'fa', numLayers: 40, family: 'llama', modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out', 'mlp', 'attn', 'all'] }],
+      models: [{ name: 'a', fingerprint: 'fa', numLayers: 40, family: 'llama', modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_up', 'fc_out', 'mlp', 'attn', 'all'], weightDtype: 'float32' }],
       datasets: [{ name: 'd1', fingerprint: 'f1' }],
     };
     const s = spec({
