@@ -10,7 +10,12 @@ import { type CausalLM, type EditedLM, loadModel } from '../../engine/model/inde
 
 const MODELS = join(import.meta.dirname, '../fixtures/models');
 const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8'));
-const TOL = 1e-4;
+// The suite runs on CPU in CI; scripts/gpu-check.sh runs it on CUDA, where onnxruntime-node's float32 MatMul
+// uses TF32 (the provider's default, which its Node binding cannot switch off) and so needs a wider tolerance.
+const EP = (process.env.ICL_TEST_EXECUTION_PROVIDER ?? 'cpu') as 'cpu' | 'cuda';
+const TOL = Number(process.env.ICL_TEST_TOLERANCE ?? 1e-4);
+/** Two paths of the engine on the same weights (prefix reuse vs full prompt, selected vs all logits). */
+const SELF_TOL = EP === 'cpu' ? 1e-5 : TOL;
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
@@ -28,7 +33,7 @@ for (const family of ['gpt2', 'llama', 'gpt_neox', 'gptj'] as const) {
     describe(`${dir}`, () => {
       let lm: CausalLM;
       beforeAll(async () => {
-        lm = await loadModel(join(MODELS, dir), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 64 * 2 ** 20, threads: 1 });
+        lm = await loadModel(join(MODELS, dir), { executionProvider: EP, cacheDir, decompositionCacheBytes: 64 * 2 ** 20, threads: 1 });
       });
       afterAll(async () => lm?.dispose());
 
@@ -60,7 +65,7 @@ for (const family of ['gpt2', 'llama', 'gpt_neox', 'gptj'] as const) {
           const pre = await e.prefill(prompts[1].slice(0, 10));
           const [reuse] = await e.nextTokenLogprobs(pre, [prompts[1].slice(10)]);
           expect(maxDiff(reuse, ref.next_token_logprobs[1])).toBeLessThan(TOL);
-          expect(maxDiff(reuse, full[1])).toBeLessThan(1e-5);
+          expect(maxDiff(reuse, full[1])).toBeLessThan(SELF_TOL);
 
           // continuation: per-token log-probs and the mean of raw logits over every position
           const ctx: number[] = fam.continuation.context_ids;
@@ -107,7 +112,7 @@ for (const family of ['gpt2', 'llama', 'gpt_neox', 'gptj'] as const) {
           expect(none.forwardTokens - before).toBe(realQueryTokens + queries.length * demo.length);
         }
         const fullPath = await none.nextTokenLogprobs(await none.prefill([]), queries.map((q) => [...demo, ...q]));
-        queries.forEach((_, i) => expect(maxDiff(batched[i], fullPath[i])).toBeLessThan(1e-5));
+        queries.forEach((_, i) => expect(maxDiff(batched[i], fullPath[i])).toBeLessThan(SELF_TOL));
       });
     });
   }
@@ -119,7 +124,7 @@ describe('sessions and prefix handling', () => {
   const prompts: number[][] = fam.prompts.map((p: { ids: number[] }) => p.ids);
 
   it('one session per set of edited matrices, shared by its ratios; a small pool; the same numbers in any order', async () => {
-    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, maxSessions: 1 });
+    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: EP, cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, maxSessions: 1 });
     const fcIn = fam.edits.find((e: { name: string }) => e.name === 'fc_in@0:0.5');
     for (const r of [ref, fcIn, ref, fam.edits[0], fcIn]) {
       const e = await lm.withEdit(r.edit ? { ...r.edit, svd: 'exact', seed: 0 } : null);
@@ -141,7 +146,7 @@ describe('sessions and prefix handling', () => {
   });
 
   it('tight memory bounds split batches without changing the numbers', async () => {
-    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, maxKvBytes: 1, maxLogitsBytes: 1 });
+    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: EP, cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, maxKvBytes: 1, maxLogitsBytes: 1 });
     const e = await lm.withEdit({ ...ref.edit, svd: 'exact', seed: 0 });
     const pre = await e.prefill(prompts[1].slice(0, 10));
     const out = await e.nextTokenLogprobs(pre, [prompts[1].slice(10), prompts[1].slice(10, 20), prompts[1].slice(10)]);
@@ -152,7 +157,7 @@ describe('sessions and prefix handling', () => {
   });
 
   it('an empty query reads the prefix; a prefix of another edit is refused; pristine weights stay pristine', async () => {
-    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1 });
+    const lm = await loadModel(join(MODELS, 'gpt_neox'), { executionProvider: EP, cacheDir, decompositionCacheBytes: 1 << 24, threads: 1 });
     const edited = await lm.withEdit({ ...ref.edit, svd: 'exact', seed: 0 });
     const none = await lm.withEdit(null);
     const pre = await none.prefill(prompts[0]);
@@ -176,7 +181,7 @@ describe('logits only where needed', () => {
       const item = { context: fam.continuation.context_ids.slice(5), continuation: fam.continuation.continuation_ids };
       const results: { next: Float32Array[]; cont: { logprobs: number[]; meanLogit: number }[] }[] = [];
       for (const selectLogits of [true, false]) {
-        const lm = await loadModel(join(MODELS, dir), { executionProvider: 'cpu', cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, selectLogits });
+        const lm = await loadModel(join(MODELS, dir), { executionProvider: EP, cacheDir, decompositionCacheBytes: 1 << 24, threads: 1, selectLogits });
         expect(lm.selectsLogits).toBe(selectLogits);
         const e = await lm.withEdit({ module: 'mlp', layer: 1, ratio: 0.5, svd: 'exact', seed: 0 });
         const pre = await e.prefill(fam.continuation.context_ids.slice(0, 5));
@@ -186,10 +191,10 @@ describe('logits only where needed', () => {
         });
         await lm.dispose();
       }
-      prompts.forEach((_, i) => expect(maxDiff(results[0].next[i], results[1].next[i])).toBeLessThan(1e-5));
+      prompts.forEach((_, i) => expect(maxDiff(results[0].next[i], results[1].next[i])).toBeLessThan(SELF_TOL));
       for (let i = 0; i < 2; i++) {
-        expect(maxDiff(results[0].cont[i].logprobs, results[1].cont[i].logprobs)).toBeLessThan(1e-5);
-        expect(Math.abs(results[0].cont[i].meanLogit - results[1].cont[i].meanLogit)).toBeLessThan(1e-6);
+        expect(maxDiff(results[0].cont[i].logprobs, results[1].cont[i].logprobs)).toBeLessThan(SELF_TOL);
+        expect(Math.abs(results[0].cont[i].meanLogit - results[1].cont[i].meanLogit)).toBeLessThan(SELF_TOL / 10);
       }
     }
   });
