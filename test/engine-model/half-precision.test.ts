@@ -1,8 +1,8 @@
 /**
- * A float16 export (gptj-fp16: the gptj fixture converted to float16 throughout) on CPU, where the engine
+ * A float16 export (gptj-fp16: optimum's `--dtype fp16` export of the gptj fixture) on CPU, where the engine
  * widens it to float32: the numbers match PyTorch run in float32 on the float16-rounded weights, each edited
  * matrix decomposed in float32 and rounded back to float16. The tolerance is the widened graph's own distance
- * from those references in onnxruntime (6e-4, its float16 constants), with margin.
+ * from those references in onnxruntime (3e-4, its float16 constants), with margin.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
