@@ -53,6 +53,9 @@ export interface LoadOptions {
   cpuMemArena?: boolean;
   /** Compute the vocabulary projection only at the positions a call needs (graph rewrite); default true. */
   selectLogits?: boolean;
+  /** 'float32': 16-bit weights and graphs widened to float32 (default on CPU); 'stored': run in the export's own
+   *  types (default on CUDA; on CPU it exercises the 16-bit path where the CPU provider has the kernels). */
+  computeIn?: 'float32' | 'stored';
 }
 
 /** Opaque handle returned by prefill. */
@@ -124,13 +127,14 @@ function weightDtypeOf(model: ModelProto, map: WeightMap): string {
 }
 
 /**
- * What the runtime executes: on CPU (no 16-bit kernels for these graphs) every 16-bit float is widened to
- * float32, the weights through an in-memory data file; on CUDA 16-bit weights stay as they are and only
- * bfloat16 inputs and outputs become float32 at the boundary (JavaScript tensors cannot hold bfloat16).
+ * What the runtime executes: on CPU (whose 16-bit kernels cover only some ops, depending on the version) every
+ * 16-bit float is widened to float32, the weights through an in-memory data file; on CUDA 16-bit weights stay
+ * as they are and only bfloat16 inputs and outputs become float32 at the boundary (JavaScript tensors cannot
+ * hold bfloat16).
  */
 async function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: string, onnxPath: string) {
   let externalData: { path: string; data: Uint8Array } | null = null;
-  if (opts.executionProvider === 'cpu') {
+  if (widens(opts)) {
     widenGraph(model);
     externalData = await widenInitializers(model, onnxDir, onnxPath);
   } else {
@@ -140,6 +144,10 @@ async function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: strin
   const past = graphOf(model).input.map((i) => i.name ?? '').filter((n) => /^past_key_values\.\d+\.(key|value)$/.test(n));
   sharedPastBatch(model, past);
   return { externalData, selectable };
+}
+
+function widens(opts: LoadOptions): boolean {
+  return (opts.computeIn ?? (opts.executionProvider === 'cpu' ? 'float32' : 'stored')) === 'float32';
 }
 
 export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalLM> {
@@ -195,7 +203,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     hasPastKeyValues: io.past.length > 0,
     weightDtype,
   };
-  const computeType = cuda ? weightDtype : 'float32';
+  const computeType = widens(opts) ? 'float32' : weightDtype;
   const loadSeconds = (performance.now() - t0) / 1000;
 
   async function withEdit(edit: WeightEdit | null): Promise<EditedLM> {
