@@ -118,27 +118,29 @@ try {
 }
 
 /**
- * What a worker needs for the paper's models in fp16, from the measured overhead beyond the weight file
- * (host) and the model layer's own bounds (device: one session's weights, the key/value bound, logits).
+ * What a worker needs for the paper's models in fp16, from the measured host overhead beyond the mapped weight
+ * file and the model layer's own bounds: on the device one session's weights (maxSessions 1, one cell at a time),
+ * the key/value bound (maxKvBytes, 4 GiB on CUDA), the logits bound (64 MiB) and about 1 GiB for the CUDA
+ * context and the runtime's arena; on the host the weight file while a session reads it, the measured overhead,
+ * the decomposition cache bound and one (module, layer)'s matrices in float32 with their SVD workspace.
  */
 function extrapolate(fileBytes: number, peak: number, loadSeconds: number): void {
-  const hostOverhead = Math.max(0, peak - fileBytes);
+  const hostOverhead = Math.max(0, peak - fileBytes - CACHE_BOUND);
   const models = [
-    // parameters; layers, hidden, intermediate (the largest matrix decomposed); fp16 weight bytes
-    { name: 'Llama-2-7B fp16', params: 6.74e9, layers: 32, hidden: 4096, intermediate: 11008, vocab: 32000 },
-    { name: 'GPT-J-6B fp16', params: 6.05e9, layers: 28, hidden: 4096, intermediate: 16384, vocab: 50400 },
+    { name: 'Llama-2-7B', params: 6.74e9, hidden: 4096, intermediate: 11008, mlpMatrices: 3 },
+    { name: 'GPT-J-6B', params: 6.05e9, hidden: 4096, intermediate: 16384, mlpMatrices: 2 },
   ];
-  console.log('extrapolation (fp16 weights; CUDA keeps them fp16, one session holds one copy on the device):');
+  console.log(`extrapolation (fp16 weights on CUDA; measured host overhead ${gib(hostOverhead)} beyond the file and the cache bound):`);
   for (const m of models) {
     const weights = m.params * 2;
-    const kvPerToken = 2 * m.layers * m.hidden * 2; // key + value, fp16
-    const decomposition = (m.hidden * m.hidden + m.hidden + m.hidden * m.intermediate) * 4;
-    const gpu = weights + 4 * GiB + 16 * 2048 * m.vocab * 4 + 1 * GiB;
+    const gpu = weights + 4 * GiB + 64 * 2 ** 20 + GiB;
+    // an mlp edit: its matrices in float32, edited copies, and sgesdd's U, S, VT of the largest
+    const edit = m.mlpMatrices * m.hidden * m.intermediate * 4 * 2 + (m.hidden * m.hidden + m.hidden * m.intermediate) * 4;
+    const host = weights + hostOverhead + 2 * GiB + edit;
     console.log(
-      `  ${m.name}: weights ${gib(weights)}; GPU ~${gib(gpu)} (weights + 4 GiB key/value bound + logits + ~1 GiB runtime); ` +
-        `host ~${gib(weights + hostOverhead + 2 * decomposition)} (the mapped weight file while a session is created + ${gib(hostOverhead)} measured overhead + two ${m.hidden} x ${m.intermediate} decompositions); ` +
-        `prefix key/values ${(kvPerToken / 2 ** 20).toFixed(2)} MiB per token; load ~${((loadSeconds * weights) / fileBytes).toFixed(0)} s at this machine's read and hash speed`,
+      `  ${m.name}: weights ${gib(weights)}; GPU ~${gib(gpu)}; host ~${gib(host)} with the default 2 GiB decomposition cache ` +
+        `(~${gib(host - weights)} once the session holds the weights on the device and the file's pages are reclaimable); ` +
+        `load ~${((loadSeconds * weights) / fileBytes).toFixed(0)} s at this machine's read and hash speed`,
     );
   }
-  console.log('  fits a 40 GB GPU with one session (maxSessions 1) and an 80 GB GPU with two.');
 }
