@@ -150,6 +150,26 @@ function widens(opts: LoadOptions): boolean {
   return (opts.computeIn ?? (opts.executionProvider === 'cpu' ? 'float32' : 'stored')) === 'float32';
 }
 
+/**
+ * The edited matrices as feeds, by the graph input each goes through, in the type the graph takes them
+ * (bfloat16 crosses as float32 and is cast inside the graph).
+ */
+function weightFeeds(edited: Map<string, Float32Array>, map: WeightMap, graphType: Map<string, number>): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, values] of edited) {
+    const { rows, cols } = map.tensors.get(name)!;
+    const type = graphType.get(name)!;
+    const fed = feedType(type);
+    feeds[feedName(name, type, fed)] =
+      fed === DT_FLOAT16 ? new ort.Tensor('float16', fromFloat32(values, DT_FLOAT16), [rows, cols]) : new ort.Tensor('float32', values, [rows, cols]);
+  }
+  return feeds;
+}
+
+function feedType(graphType: number): number {
+  return graphType === DT_BFLOAT16 ? DT_FLOAT : graphType;
+}
+
 export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalLM> {
   const t0 = performance.now();
   const onnxPath = resolve(dir, opts.file ?? 'model.onnx');
@@ -169,9 +189,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const fingerprint = await fingerprintFolder(dir, opts.cacheDir);
 
   const cuda = opts.executionProvider === 'cuda';
-  // the type a fed matrix crosses into the runtime in: the graph's (float32 on CPU after widening); bfloat16
-  // goes as float32 and is cast inside the graph
-  const feedType = (graphType: number) => (graphType === DT_BFLOAT16 ? DT_FLOAT : graphType);
+  // each prunable weight's type in the graph the sessions run (float32 on CPU after widening)
   const graphType = new Map((graphOf(model).initializer as TensorProto[]).filter((t) => map.tensors.has(t.name)).map((t) => [t.name, t.dataType]));
   const options = sessionOptions({
     executionProvider: opts.executionProvider,
@@ -211,13 +229,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     const stats: EditStats = { svdSeconds: 0, hits: 0, misses: 0 };
     const edited = edit ? await editor.edited(edit, stats) : new Map<string, Float32Array>();
     const lease = await pool.acquire([...edited.keys()]);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, values] of edited) {
-      const w = map.tensors.get(name)!;
-      const type = graphType.get(name)!;
-      const fed = feedType(type);
-      feeds[feedName(name, type, fed)] = fed === DT_FLOAT16 ? new ort.Tensor('float16', fromFloat32(values, DT_FLOAT16), [w.rows, w.cols]) : new ort.Tensor('float32', values, [w.rows, w.cols]);
-    }
+    const feeds = weightFeeds(edited, map, graphType);
     return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, (performance.now() - e0) / 1000, lease.release);
   }
 

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { EngineInputError } from '../types.ts';
 import { DT_FLOAT, DT_FLOAT16, graphOf, type ModelProto, toNum } from './onnx.ts';
 
-export interface PastSpec {
+interface PastSpec {
   input: string;
   output: string;
   kvHeads: number;
@@ -14,7 +14,7 @@ export interface PastSpec {
 }
 
 /** A float tensor type a JavaScript tensor can hold. */
-export type FeedFloat = 'float32' | 'float16';
+type FeedFloat = 'float32' | 'float16';
 
 export interface IoSpec {
   inputs: Set<string>;

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CausalLM, loadModel } from '../../engine/model/index.ts';
+import { maxDiff } from '../support/max-diff.ts';
 
 const MODELS = join(import.meta.dirname, '../fixtures/models');
 const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8')).half_precision['gptj-fp16'];
@@ -19,13 +20,6 @@ const TOL = Number(process.env.ICL_TEST_HALF_TOLERANCE ?? 2e-3);
 const HALF_COMPUTE_TOL = 1e-2;
 const cacheDir = mkdtempSync(join(tmpdir(), 'icl-half-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe(`gptj-fp16 on ${EP}${EP === 'cpu' ? ' (float32 fallback)' : ''}`, () => {
   let lm: CausalLM;

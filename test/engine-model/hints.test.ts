@@ -9,19 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../engine/model/index.ts';
+import { maxDiff } from '../support/max-diff.ts';
 
 const MODELS = join(import.meta.dirname, '../fixtures/models');
 const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8'));
 const TOL = 1e-4;
 const cacheDir = mkdtempSync(join(tmpdir(), 'icl-hints-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 describe.each(['gpt2', 'llama', 'gpt_neox', 'gpt2-nopast'])('%s', (dir) => {
   const fam = refs.families[dir.replace('-nopast', '')];

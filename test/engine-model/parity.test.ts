@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CausalLM, type EditedLM, loadModel } from '../../engine/model/index.ts';
+import { maxDiff } from '../support/max-diff.ts';
 
 const MODELS = join(import.meta.dirname, '../fixtures/models');
 const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8'));
@@ -16,13 +17,6 @@ const EP = (process.env.ICL_TEST_EXECUTION_PROVIDER ?? 'cpu') as 'cpu' | 'cuda';
 const TOL = Number(process.env.ICL_TEST_TOLERANCE ?? 1e-4);
 /** Two paths of the engine on the same weights (prefix reuse vs full prompt, selected vs all logits). */
 const SELF_TOL = EP === 'cpu' ? 1e-5 : TOL;
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'icl-model-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));

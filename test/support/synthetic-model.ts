@@ -35,7 +35,7 @@ function randomFill(length: number, scale: number, state: { s: number }): Float3
   return out;
 }
 
-export function syntheticLlamaShape(s: SyntheticShape): LlamaShape {
+function syntheticLlamaShape(s: SyntheticShape): LlamaShape {
   return {
     arch: 'llama',
     numLayers: s.layers,
