@@ -23,7 +23,7 @@ import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, floatTypeOf, type FloatType, fromFlo
 import { Edited } from './runs.ts';
 import { createSession, SessionPool, sessionOptions } from './session.ts';
 import { loadTokenizer, type ModelTokenizer, readJson } from './tokenizer.ts';
-import { WeightStore, widenInitializers } from './weight-store.ts';
+import { WeightStore, type WidenedFile, widenInitializers } from './weight-store.ts';
 import { type Family, familyModules, familyOf, mapWeights, type Sizes, sizesOf, type WeightMap } from './weights.ts';
 
 export { EngineInputError };
@@ -132,18 +132,18 @@ function weightDtypeOf(model: ModelProto, map: WeightMap): string {
  * as they are and only bfloat16 inputs and outputs become float32 at the boundary (JavaScript tensors cannot
  * hold bfloat16).
  */
-async function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: string, onnxPath: string) {
-  let externalData: { path: string; data: Uint8Array } | null = null;
+function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: string, onnxPath: string) {
+  let widened: WidenedFile | null = null;
   if (widens(opts)) {
     widenGraph(model);
-    externalData = await widenInitializers(model, onnxDir, onnxPath);
+    widened = widenInitializers(model, onnxDir, onnxPath);
   } else {
     float32Boundary(model);
   }
   const selectable = opts.selectLogits !== false && selectableLogits(model);
   const past = graphOf(model).input.map((i) => i.name ?? '').filter((n) => /^past_key_values\.\d+\.(key|value)$/.test(n));
   sharedPastBatch(model, past);
-  return { externalData, selectable };
+  return { widened, selectable };
 }
 
 function widens(opts: LoadOptions): boolean {
@@ -184,26 +184,33 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const weightDtype = weightDtypeOf(model, map);
   // the prunable matrices as stored, before any rewrite points them elsewhere
   const store = WeightStore.open(model, new Set(map.tensors.keys()), onnxDir, onnxPath);
-  const { externalData, selectable } = await prepareGraph(model, opts, onnxDir, onnxPath);
+  const { widened, selectable } = prepareGraph(model, opts, onnxDir, onnxPath);
   const io = ioSpec(model, onnxPath);
   const fingerprint = await fingerprintFolder(dir, opts.cacheDir);
 
   const cuda = opts.executionProvider === 'cuda';
   // each prunable weight's type in the graph the sessions run (float32 on CPU after widening)
   const graphType = new Map((graphOf(model).initializer as TensorProto[]).filter((t) => map.tensors.has(t.name)).map((t) => [t.name, t.dataType]));
-  const options = sessionOptions({
-    executionProvider: opts.executionProvider,
-    deviceId: opts.deviceId,
-    threads: opts.threads,
-    cpuMemArena: opts.cpuMemArena,
-    externalFolder: onnxDir,
-    externalData: externalData ? [externalData] : undefined,
-  });
+  // Sessions (and a widened model's float32 weights) are made when a cell first needs them: describing a
+  // model reads its graph and hashes its files, nothing more.
+  let options: Promise<ort.InferenceSession.SessionOptions> | null = null;
+  const optionsOnce = () => {
+    options ??= (async () =>
+      sessionOptions({
+        executionProvider: opts.executionProvider,
+        deviceId: opts.deviceId,
+        threads: opts.threads,
+        cpuMemArena: opts.cpuMemArena,
+        externalFolder: onnxDir,
+        externalData: widened ? [{ path: widened.path, data: await widened.fill() }] : undefined,
+      }))();
+    options.catch(() => (options = null)); // a failed read is tried again by the next cell
+    return options;
+  };
   const pool = new SessionPool(
-    (fed) => createSession(sessionGraph(model, new Set(fed), feedType), options, onnxPath, opts.executionProvider),
+    async (fed) => createSession(sessionGraph(model, new Set(fed), feedType), await optionsOnce(), onnxPath, opts.executionProvider),
     opts.maxSessions ?? 1,
   );
-  (await pool.acquire([])).release(); // the pristine session: the runtime checks the whole model now, not in a cell
 
   const sizes = { ...baseSizes, vocab: Number(config.vocab_size) };
   const cache = sharedCache(opts.cacheDir, opts.decompositionCacheBytes);

@@ -51,7 +51,7 @@ function locate(t: TensorProto, onnxDir: string, onnxPath: string): { file: stri
   const inside = relative(onnxDir, file);
   // The location is not quoted: messages never repeat the bytes of a user's file.
   if (!location || isAbsolute(location) || inside.startsWith('..') || isAbsolute(inside)) {
-    throw new EngineInputError(`${onnxPath}: the external data location of tensor ${t.name} is not a file inside the model's folder ${onnxDir}`, onnxPath);
+    throw new EngineInputError(`${onnxPath}: tensor ${t.name}: its external data location is outside the model folder ${onnxDir}`, onnxPath);
   }
   let size: number;
   try {
@@ -112,32 +112,46 @@ export class WeightStore {
 /** The file name the widened weights of a 16-bit model go by (ONNX Runtime reads it from memory, never from disk). */
 export const WIDENED_FILE = 'icl-sweep-float32-weights.bin';
 
+/** The in-memory float32 data file of a widened model: its name, and its bytes read when first asked for. */
+export interface WidenedFile {
+  path: string;
+  bytes: number;
+  fill(): Promise<Uint8Array>;
+}
+
 /**
- * Every 16-bit initializer widened to float32, for execution providers without 16-bit kernels: small inline
- * ones in place, the rest into one in-memory buffer that ONNX Runtime takes as an external data file
- * (sessionOptions.externalData), so the graph itself stays small whatever the model's size. Rewrites the
- * model's initializers to point at it.
+ * Every 16-bit initializer as float32, for execution providers without 16-bit kernels: small inline ones are
+ * widened in place now; the rest are pointed at one in-memory data file (sessionOptions.externalData), whose
+ * bytes are read and widened by fill(), when a session first needs them. The graph itself stays small
+ * whatever the model's size.
  */
-export async function widenInitializers(model: ModelProto, onnxDir: string, onnxPath: string): Promise<{ path: string; data: Uint8Array } | null> {
-  const half = (graphOf(model).initializer as TensorProto[]).filter((t) => t.dataType === DT_FLOAT16 || t.dataType === DT_BFLOAT16);
-  if (half.length === 0) return null;
-  const big = half.filter(isExternal);
-  const total = big.reduce((a, t) => a + elementCount(t) * 4, 0);
-  const data = new Uint8Array(total);
-  let at = 0;
-  for (const t of half) {
-    const s = stored(t, onnxDir, onnxPath);
-    const bytes = s.inline ? s.inline.bytes : await readRange(s.file!, s.offset, s.length, t.name);
-    const values = toFloat32(bytes, s.inline?.typed ?? [], s.dataType, s.count, t.name);
+export function widenInitializers(model: ModelProto, onnxDir: string, onnxPath: string): WidenedFile | null {
+  const parts: { source: Stored; at: number }[] = [];
+  let bytes = 0;
+  for (const t of graphOf(model).initializer as TensorProto[]) {
+    if (t.dataType !== DT_FLOAT16 && t.dataType !== DT_BFLOAT16) continue;
+    const source = stored(t, onnxDir, onnxPath);
     t.dataType = DT_FLOAT;
     t.int32Data = [];
-    if (s.inline) {
-      t.rawData = new Uint8Array(values.buffer);
+    if (source.inline) {
+      t.rawData = new Uint8Array(toFloat32(source.inline.bytes, source.inline.typed, source.dataType, source.count, t.name).buffer);
       continue;
     }
-    data.set(new Uint8Array(values.buffer), at);
-    setExternal(t, WIDENED_FILE, at, values.byteLength);
-    at += values.byteLength;
+    parts.push({ source, at: bytes });
+    setExternal(t, WIDENED_FILE, bytes, source.count * 4);
+    bytes += source.count * 4;
   }
-  return total > 0 ? { path: WIDENED_FILE, data } : null;
+  if (parts.length === 0) return null;
+  return {
+    path: WIDENED_FILE,
+    bytes,
+    async fill() {
+      const data = new Uint8Array(bytes);
+      for (const { source: s, at } of parts) {
+        const values = toFloat32(await readRange(s.file!, s.offset, s.length, s.name), [], s.dataType, s.count, s.name);
+        data.set(new Uint8Array(values.buffer), at);
+      }
+      return data;
+    },
+  };
 }

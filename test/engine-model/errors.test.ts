@@ -179,15 +179,17 @@ describe('execution provider', () => {
   it("'cuda' either runs and matches the references, or fails as a worker problem (not an input error)", async () => {
     const refs = JSON.parse((await import('node:fs')).readFileSync(join(MODELS, 'references.json'), 'utf8'));
     const fam = refs.families.llama;
-    let lm: CausalLM | null = null;
+    // the model loads anywhere (its sessions are made by the first cell); the provider starts with the first session
+    const lm = await loadModel(join(MODELS, 'llama'), { ...opts, executionProvider: 'cuda' });
+    expect(lm.computeType).toBe('float32'); // the fixture's own type
     try {
-      lm = await loadModel(join(MODELS, 'llama'), { ...opts, executionProvider: 'cuda' });
+      (await lm.withEdit(null)).release();
     } catch (e) {
       expect(e).not.toBeInstanceOf(EngineInputError);
       expect((e as Error).message).toMatch(/cuda/i);
+      await lm.dispose();
       return;
     }
-    expect(lm.computeType).toBe('float32'); // the fixture's own type
     for (const ref of [fam.edits[0], fam.edits.find((x: { name: string }) => x.name === 'all@1:0.5')]) {
       const e = await lm.withEdit(ref.edit ? { ...ref.edit, svd: 'exact', seed: 0 } : null);
       const out = await e.nextTokenLogprobs(await e.prefill([]), fam.prompts.map((p: { ids: number[] }) => p.ids));

@@ -104,13 +104,15 @@ describe('float16 to float32', () => {
     const g = graphOf(model);
     expect(g.input.find((i) => i.name === 'past_key_values.0.key')!.type!.tensorType!.elemType).toBe(DT_FLOAT16);
     widenGraph(model);
-    const file = await widenInitializers(model, dir, join(dir, 'model.onnx'));
-    expect(file?.path).toBe(WIDENED_FILE);
-    expect(file!.data.length).toBe(2 * statSync(join(dir, 'model.onnx_data')).size);
+    const file = widenInitializers(model, dir, join(dir, 'model.onnx'))!;
+    expect(file.path).toBe(WIDENED_FILE);
+    const data = await file.fill();
+    expect(data.length).toBe(2 * statSync(join(dir, 'model.onnx_data')).size);
+    expect(file.bytes).toBe(data.length);
     expect((g.initializer as TensorProto[]).every((t) => t.dataType !== DT_FLOAT16)).toBe(true);
     expect((g.node as NodeProto[]).every((n) => n.opType !== 'Cast' || Number(n.attribute.find((a) => a.name === 'to')!.i) !== DT_FLOAT16)).toBe(true);
     const s = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), {
-      externalData: [file!],
+      externalData: [{ path: file.path, data }],
       extra: { session: { model_external_initializers_file_folder_path: dir } },
     });
     const past = Object.fromEntries(s.inputNames.filter((n) => n.startsWith('past')).map((n) => [n, new ort.Tensor('float32', new Float32Array(0), [1, 4, 0, 8])]));
