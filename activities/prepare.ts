@@ -3,9 +3,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { ModuleName } from '../engine/vocabulary.ts';
-import { EngineInputError, fingerprintFolder } from '../engine/index.ts';
+import { EngineInputError, fingerprintFolder, locateModel, type ModelSpec } from '../engine/index.ts';
 import { upsertSweep } from '../db/queries.ts';
 import { gridProblems, type PreparedModel, type PreparedSweep } from '../sweepspec/cells.ts';
+import { datasetRequest } from '../sweepspec/schema.ts';
 import type { PrepareSweepInput } from './types.ts';
 import type { ActivityContext } from './context.ts';
 
@@ -33,6 +34,15 @@ async function describeBrokenModel(dir: string, modules: ModuleName[]): Promise<
   return { fingerprint: `unusable:${fingerprint}`, numLayers, family, modules: [...modules] };
 }
 
+/** The folder of a model spec (a Hub id's snapshot), or its path as written when it cannot be located. */
+function modelFolder(model: ModelSpec): string {
+  try {
+    return locateModel(model).dir;
+  } catch {
+    return model.path;
+  }
+}
+
 function isInputError(err: unknown): err is Error {
   return err instanceof EngineInputError || (err instanceof Error && err.name === 'EngineInputError');
 }
@@ -52,7 +62,7 @@ export function prepareActivities(ctx: ActivityContext) {
           if (!isInputError(err)) throw err;
           // A folder that is there but unusable (corrupt or incomplete files): its cells fail one by one with
           // the engine's reason and the rest of the sweep goes on. A missing folder is a mistake in the spec.
-          const broken = await describeBrokenModel(model.path, spec.modules);
+          const broken = await describeBrokenModel(modelFolder(model), spec.modules);
           if (broken) prepared.models.push({ name: model.name, ...broken, broken: err.message });
           else problems.push(`models[${i}].path: ${err.message}`);
         }
@@ -60,7 +70,7 @@ export function prepareActivities(ctx: ActivityContext) {
       for (const [i, dataset] of spec.datasets.entries()) {
         heartbeat({ dataset: dataset.name });
         try {
-          const info = await ctx.engine.describeDataset(dataset);
+          const info = await ctx.engine.describeDataset(datasetRequest(spec, dataset));
           prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint });
         } catch (err) {
           if (!isInputError(err)) throw err;

@@ -17,12 +17,14 @@
  *   ICL_SWEEP_CACHE_DIR     decompositions and prepared datasets (default ./.cache/icl-sweep)
  *   ICL_SWEEP_MAX_MODELS    models kept loaded (default 2); ICL_SWEEP_DECOMPOSITION_CACHE_MB (default 2048)
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
+ *   ICL_SWEEP_TASK_DIRS     folders of task files (YAML) besides the builtin ones, separated like PATH
  *   ICL_SWEEP_SHUTDOWN_GRACE_SECONDS  time a stopping worker gives running cells to finish (default 30)
  */
 import os from 'node:os';
 import type { TLSConfig } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
+import { taskDirsFromEnv } from '../engine/tasks/registry.ts';
 
 export interface TemporalConfig {
   address: string;
@@ -48,6 +50,8 @@ export interface WorkerConfig {
   maxModels: number;
   decompositionCacheBytes: number;
   threads?: number;
+  /** Folders of task files besides the builtin ones (ICL_SWEEP_TASK_DIRS). */
+  taskDirs: string[];
   shutdownGraceSeconds: number;
   workerName: string;
 }
@@ -119,6 +123,7 @@ export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
     maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
     decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
     ...(threads !== undefined ? { threads } : {}),
+    taskDirs: taskDirsFromEnv(env),
     shutdownGraceSeconds: int(env, 'ICL_SWEEP_SHUTDOWN_GRACE_SECONDS', 30),
     workerName: env.ICL_SWEEP_WORKER_NAME || `${os.hostname()}:${process.pid}`,
   };

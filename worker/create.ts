@@ -70,6 +70,7 @@ export function engineOptions(config: WorkerConfig, metrics: Pick<Metrics, 'mode
     maxModels: config.maxModels,
     decompositionCacheBytes: config.decompositionCacheBytes,
     ...(config.threads !== undefined ? { threads: config.threads } : {}),
+    taskDirs: config.taskDirs,
     onModelLoad: (seconds) => metrics.modelLoad(seconds),
   };
 }

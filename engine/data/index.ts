@@ -9,9 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
-import type { BuiltinTask } from '../vocabulary.ts';
 import type { CustomTask, DatasetSpec } from '../types.ts';
-import { resolveTask, type ResolvedTask } from '../tasks/definitions.ts';
+import type { ResolvedTask } from '../tasks/definitions.ts';
+import { resolveTask, type TaskLookup } from '../tasks/registry.ts';
 import { EngineInputError, type DatasetInfo } from '../types.ts';
 import { folderSignature, readDatasetFolder, SPLITS, type Row, type SplitName, type SplitRows } from './files.ts';
 
@@ -119,16 +119,16 @@ export function prepareDataset(read: Awaited<ReturnType<typeof readDatasetFolder
     task,
     splits,
     fingerprint,
-    info: { fingerprint, classes: [...task.classes], kind: task.kind },
+    info: { fingerprint, task: task.name, classes: [...task.classes], kind: task.kind },
   };
 }
 
 /** What a recipe module (engine/data/recipes/index.ts, owned by the gguf member) must export. */
 export interface RecipeModule {
-  prepareRecipe(name: string, opts: { cacheDir: string }): Promise<{ path: string; task: BuiltinTask | CustomTask }>;
+  prepareRecipe(name: string, opts: { cacheDir: string }): Promise<{ path: string; task: string | CustomTask }>;
 }
 
-async function resolveRecipe(name: string, cacheDir: string): Promise<{ path: string; task: BuiltinTask | CustomTask }> {
+async function resolveRecipe(name: string, cacheDir: string): Promise<{ path: string; task: string | CustomTask }> {
   let mod: Partial<RecipeModule>;
   try {
     mod = (await import(new URL('./recipes/index.ts', import.meta.url).href)) as Partial<RecipeModule>;
@@ -142,7 +142,7 @@ async function resolveRecipe(name: string, cacheDir: string): Promise<{ path: st
 }
 
 /** Where a dataset spec's files are and which task applies (a spec's task overrides a recipe's). */
-export async function resolveDatasetSpec(spec: DatasetSpec, cacheDir: string): Promise<{ dir: string; task: BuiltinTask | CustomTask }> {
+export async function resolveDatasetSpec(spec: DatasetSpec, cacheDir: string): Promise<{ dir: string; task: string | CustomTask }> {
   if (spec.recipe !== undefined) {
     const r = await resolveRecipe(spec.recipe, cacheDir);
     return { dir: resolvePath(r.path), task: spec.task ?? r.task };
@@ -163,11 +163,13 @@ export class DatasetCache {
   constructor(
     private readonly cacheDir: string,
     private readonly maxEntries = 8,
+    /** Task folders of the engine (a dataset's own taskDirs are looked up after them). */
+    private readonly taskDirs: readonly string[] = [],
   ) {}
 
   async get(spec: DatasetSpec): Promise<PreparedDataset> {
     const { dir, task } = await resolveDatasetSpec(spec, this.cacheDir);
-    const resolved = resolveTask(task);
+    const resolved = resolveTask(task, { dirs: [...this.taskDirs, ...(spec.taskDirs ?? [])], protocol: spec.protocol });
     const key = `${dir}\0${canonicalJson(resolved)}`;
     const inFlight = this.pending.get(key);
     if (inFlight) return inFlight;
@@ -195,6 +197,6 @@ export class DatasetCache {
 }
 
 /** Reads and checks a dataset folder against a task (no caching). */
-export async function loadDataset(dir: string, task: BuiltinTask | CustomTask): Promise<PreparedDataset> {
-  return prepareDataset(await readDatasetFolder(resolvePath(dir)), resolveTask(task));
+export async function loadDataset(dir: string, task: string | CustomTask, lookup: TaskLookup = {}): Promise<PreparedDataset> {
+  return prepareDataset(await readDatasetFolder(resolvePath(dir)), resolveTask(task, lookup));
 }

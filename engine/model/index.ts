@@ -11,7 +11,7 @@
  * benchmarks). See WeightFeeding.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import * as ort from 'onnxruntime-node';
 import type { ModuleName } from '../vocabulary.ts';
@@ -19,7 +19,8 @@ import { type DecompositionCache, matrixHash, sharedCache } from '../linalg/cach
 import { exactSvd, keptRank, randomizedSvd, reconstruct } from '../linalg/svd.ts';
 import { EngineInputError, type ModelInfo } from '../types.ts';
 import { fingerprintFolder } from '../fingerprint.ts';
-import { DT_FLOAT, fromFloat32, graphOf, LOGITS_POSITIONS, selectableLogits, type ModelProto, onnx, readModelProto, type TensorProto, tensorToFloat32, toNum, weightsToInputs } from './onnx.ts';
+import { modelFileFilter } from '../hub.ts';
+import { DT_FLOAT, externalDataFiles, fromFloat32, graphOf, LOGITS_POSITIONS, selectableLogits, type ModelProto, onnx, readModelProto, type TensorProto, tensorToFloat32, toNum, weightsToInputs } from './onnx.ts';
 import {
   extract, type Family, familyModules, familyOf, mapWeights, resolveTargets, scatter, type Sizes, sizesOf, type WeightMap, type WeightTensor,
 } from './weights.ts';
@@ -41,6 +42,8 @@ export type WeightFeeding = 'inputs' | 'targeted' | 'recreate';
 
 export interface LoadOptions {
   executionProvider: 'cpu' | 'cuda';
+  /** The ONNX graph within the model folder (engine/hub.ts locates it); default model.onnx. */
+  file?: string;
   threads?: number;
   cacheDir: string;
   decompositionCacheBytes: number;
@@ -138,7 +141,8 @@ function readJson(path: string): Record<string, any> {
   }
 }
 
-function loadTokenizer(dir: string) {
+/** A model folder's tokenizer (tokenizer.json, tokenizer_config.json) and its BOS token, without the ONNX graph. */
+export function loadTokenizer(dir: string) {
   const tj = readJson(join(dir, 'tokenizer.json'));
   const tcPath = join(dir, 'tokenizer_config.json');
   const tc = existsSync(tcPath) ? readJson(tcPath) : {};
@@ -226,7 +230,10 @@ interface PrefixImpl extends Prefix {
 
 export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalLM> {
   const t0 = performance.now();
-  const { model, path } = readModelProto(dir);
+  const file = opts.file ?? 'model.onnx';
+  const { model, path } = readModelProto(dir, file);
+  // External data is named relative to the graph file (onnx/model.onnx -> onnx/model.onnx_data).
+  const weightsDir = dirname(path);
   const configPath = join(dir, 'config.json');
   const config = readJson(configPath);
   const family = familyOf(config, configPath);
@@ -234,14 +241,15 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const map: WeightMap = mapWeights(model, family, baseSizes, path);
   const io = ioSpec(model, path);
   const tokenizer = loadTokenizer(dir);
-  const fingerprint = await fingerprintFolder(dir, opts.cacheDir);
+  const external = externalDataFiles(model).map((f) => relative(dir, join(weightsDir, f)).split(sep).join('/'));
+  const fingerprint = await fingerprintFolder(dir, opts.cacheDir, modelFileFilter(file, external));
   const feeding: WeightFeeding = opts.weightFeeding ?? (opts.executionProvider === 'cuda' ? 'targeted' : 'inputs');
   io.selectable = opts.selectLogits !== false && selectableLogits(model);
 
   // one pristine float32 copy per prunable matrix (the only copy JS keeps)
   const pristine = new Map<string, Float32Array>();
   for (const t of graphOf(model).initializer as TensorProto[]) {
-    if (map.tensors.has(t.name)) pristine.set(t.name, await tensorToFloat32(t, dir));
+    if (map.tensors.has(t.name)) pristine.set(t.name, await tensorToFloat32(t, weightsDir));
   }
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: [opts.executionProvider],
@@ -259,12 +267,12 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   let keptModel: ModelProto | null = null;
   try {
     if (feeding === 'inputs') {
-      const bytes = await weightsToInputs(model, dir, new Set(map.tensors.keys()));
+      const bytes = await weightsToInputs(model, weightsDir, new Set(map.tensors.keys()));
       session = await ort.InferenceSession.create(bytes, sessionOptions);
       for (const [name, w] of map.tensors) pristineFeeds[name] = tensorOf(w, pristine.get(name)!);
     } else {
       keptModel = model;
-      session = await ort.InferenceSession.create(await serializeWith(model, dir, new Map()), sessionOptions);
+      session = await ort.InferenceSession.create(await serializeWith(model, weightsDir, new Map()), sessionOptions);
     }
   } catch (e) {
     if (e instanceof EngineInputError) throw e;
@@ -372,7 +380,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
       let entry = targeted.get(key);
       if (entry) targeted.delete(key);
       else {
-        const s = weightsToInputs(keptModel!, dir, new Set(edited.keys())).then((bytes) => ort.InferenceSession.create(bytes, sessionOptions));
+        const s = weightsToInputs(keptModel!, weightsDir, new Set(edited.keys())).then((bytes) => ort.InferenceSession.create(bytes, sessionOptions));
         entry = { session: s, users: 0 };
         s.catch(() => targeted.delete(key));
       }
@@ -394,7 +402,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
         evictTargeted();
       });
     } else if (edited.size > 0) {
-      runSession = await ort.InferenceSession.create(await serializeWith(keptModel!, dir, edited), sessionOptions);
+      runSession = await ort.InferenceSession.create(await serializeWith(keptModel!, weightsDir, edited), sessionOptions);
       extraSessions.add(runSession);
     }
     return new Edited(runSession, feeds, io, sizes.vocab, stats, (performance.now() - e0) / 1000, maxLogitsBytes, maxBatch, maxKvBytes, () => {

@@ -31,11 +31,12 @@ export function toNum(v: unknown): number {
 }
 
 /** Decodes model.onnx; any failure is an EngineInputError naming the file. */
-export function readModelProto(dir: string): { model: ModelProto; path: string; bytes: number } {
+/** The ONNX graph `file` (default model.onnx) of a model folder. */
+export function readModelProto(dir: string, file = 'model.onnx'): { model: ModelProto; path: string; bytes: number } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new EngineInputError(`model folder not found: ${dir}`, dir);
   }
-  const path = join(dir, 'model.onnx');
+  const path = join(dir, file);
   if (!existsSync(path)) throw new EngineInputError(`model file not found: ${path}`, path);
   const buf = readFileSync(path);
   let model: ModelProto;
@@ -60,6 +61,13 @@ function externalInfo(t: TensorProto): { location: string; offset: number; lengt
     else if (e.key === 'length') length = Number(e.value);
   }
   return { location, offset, length };
+}
+
+/** The external-data files the graph's initializers name (relative to the graph's folder). */
+export function externalDataFiles(model: ModelProto): string[] {
+  const files = new Set<string>();
+  for (const t of graphOf(model).initializer as TensorProto[]) if (isExternal(t)) files.add(externalInfo(t).location);
+  return [...files];
 }
 
 export function isExternal(t: TensorProto): boolean {

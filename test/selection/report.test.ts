@@ -12,6 +12,7 @@ import { createDb, linkCells, migrate, saveCellResult, saveSelections, upsertSwe
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { runReport } from '../../cli/report.ts';
 import { elements, parseXml, textOf } from './xml.ts';
+import { macroF1 } from '../../engine/tasks/scoring.ts';
 
 const SWEEP = 'report-sweep';
 
@@ -26,8 +27,10 @@ function outcome(n: number, correct: (i: number) => boolean): CellOutcome {
   return {
     accuracy: right / n,
     accuracyNorm: null,
+    f1Macro: macroF1(examples, 2),
     n,
     examples,
+    sample: { shots: 2, seed: 1, demonstrations: { split: 'train', rows: [0, 1], labels: [0, 1] }, examplesSplit: 'test' },
     cost: { forwardTokens: 1, promptTokens: 1, demoTokens: 1, seconds: 1, svdSeconds: 0, decompositionCacheHits: 0, decompositionCacheMisses: 0, modelLoadSeconds: 0 },
   };
 }
