@@ -5,11 +5,11 @@
  * the model saw.
  */
 import { locateModel } from './hub.ts';
-import { DatasetCache, type PreparedDataset } from './data/index.ts';
+import { DatasetCache, type PreparedDataset, type SplitName } from './data/index.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery, type Row } from './tasks/render.ts';
 import { sampleCell } from './tasks/sampling.ts';
-import { EngineInputError, type CellRequest, type CellSampleRecord } from './types.ts';
+import { EngineInputError, type CellRequest, type CellSampleRecord, type ModelSpec } from './types.ts';
 import type { LMTokenizer } from './evaluate.ts';
 
 /** `[BOS] + encode(text)`: how every prompt is tokenized (whole, as the paper does). */
@@ -26,11 +26,34 @@ export function continuationIds(full: (text: string) => number[], context: strin
   return full(context + continuation).slice(contextIds.length);
 }
 
-export interface PromptRequest extends Pick<CellRequest, 'model' | 'dataset' | 'split' | 'shots' | 'seed' | 'sizes'> {
-  /** The example's row in its split file (ExampleOutcome.index, examples.idx). */
-  example: number;
+/** A cell's draw and split, enough to rebuild the text of each of its examples. */
+export type PromptSource = Pick<CellRequest, 'dataset' | 'split' | 'shots' | 'seed' | 'sizes'> & {
   /** The cell's stored draw; absent: drawn again from the dataset (the same rows for the same engine version). */
   record?: Pick<CellSampleRecord, 'demonstrations' | 'examplesSplit'>;
+};
+
+export interface PromptRequest extends PromptSource {
+  model: ModelSpec;
+  /** The example's row in its split file (ExampleOutcome.index, examples.idx). */
+  example: number;
+}
+
+/** The text of one example: its row, class, the context the model reads and each class's scored continuation. */
+export interface ExampleText {
+  doc: Row;
+  label: number;
+  context: string;
+  continuations: string[];
+}
+
+export interface CellTexts {
+  task: ResolvedTask;
+  datasetFingerprint: string;
+  demonstrations: { rows: number[]; labels: number[] };
+  /** The split file the examples' rows are in. */
+  examples: { split: SplitName; file: string };
+  /** The example at this row of the examples' split file. */
+  example(row: number): ExampleText;
 }
 
 export interface ExamplePrompt {
@@ -48,13 +71,6 @@ export interface ExamplePrompt {
   candidates: { text: string; ids: number[] }[];
 }
 
-interface Loaders {
-  cacheDir: string;
-  taskDirs?: string[];
-  /** A model folder's tokenizer (engine/model's loadTokenizer). */
-  tokenizer(dir: string): LMTokenizer;
-}
-
 function recordedDemos(ds: PreparedDataset, rows: number[], labels: number[]): { row: Row; label: number }[] {
   const train = ds.splits.train!;
   return rows.map((r, k) => {
@@ -65,38 +81,61 @@ function recordedDemos(ds: PreparedDataset, rows: number[], labels: number[]): {
   });
 }
 
+/** The texts of a cell's examples, from the dataset files and its draw (`datasets` caches the parsed files across cells). */
+export async function cellTexts(source: PromptSource, datasets: DatasetCache): Promise<CellTexts> {
+  const ds = await datasets.get(source.dataset);
+  const task = ds.task;
+  const drawn = source.record
+    ? { rows: source.record.demonstrations.rows, labels: source.record.demonstrations.labels, examplesSplit: source.record.examplesSplit }
+    : (({ demos, source: from }) => ({ rows: demos.map((d) => d.index), labels: demos.map((d) => d.label), examplesSplit: from.split }))(
+        sampleCell(ds, { split: source.split, shots: source.shots, seed: source.seed, sizes: source.sizes ?? {} }),
+      );
+  const demoText = renderDemos(task, recordedDemos(ds, drawn.rows, drawn.labels));
+  const split = ds.splits[drawn.examplesSplit];
+  if (!split || split.labels === null) throw new EngineInputError(`dataset "${source.dataset.name}" has no labelled ${drawn.examplesSplit} split`, drawn.examplesSplit);
+  const labels = split.labels;
+  return {
+    task,
+    datasetFingerprint: ds.fingerprint,
+    demonstrations: { rows: drawn.rows, labels: drawn.labels },
+    examples: { split: split.split, file: split.source },
+    example(row) {
+      const doc = split.rows[row];
+      if (doc === undefined) throw new EngineInputError(`no example ${row} in the ${split.split} split of dataset "${source.dataset.name}" (${split.rows.length} rows)`, 'example');
+      if (task.kind === 'classification') return { doc, label: labels[row], context: demoText + renderQuery(task, doc), continuations: task.verbalizers! };
+      const { context, continuations } = renderChoices(task, doc);
+      return { doc, label: labels[row], context: demoText + context, continuations };
+    },
+  };
+}
+
+interface Loaders {
+  cacheDir: string;
+  taskDirs?: string[];
+  /** A model folder's tokenizer (engine/model's loadTokenizer). */
+  tokenizer(dir: string): LMTokenizer;
+}
+
 /** The prompt of one example of a cell, exactly as the engine builds and tokenizes it. */
 export async function examplePrompt(request: PromptRequest, loaders: Loaders): Promise<ExamplePrompt> {
-  const ds = await new DatasetCache(loaders.cacheDir, 1, loaders.taskDirs ?? []).get(request.dataset);
-  const task = ds.task;
-  const drawn = request.record
-    ? { rows: request.record.demonstrations.rows, labels: request.record.demonstrations.labels, examplesSplit: request.record.examplesSplit }
-    : (({ demos, source }) => ({ rows: demos.map((d) => d.index), labels: demos.map((d) => d.label), examplesSplit: source.split }))(
-        sampleCell(ds, { split: request.split, shots: request.shots, seed: request.seed, sizes: request.sizes ?? {} }),
-      );
-  const demos = recordedDemos(ds, drawn.rows, drawn.labels);
-  const split = ds.splits[drawn.examplesSplit];
-  const row = split?.rows[request.example];
-  if (!split || row === undefined || split.labels === null) {
-    throw new EngineInputError(`no labelled example ${request.example} in the ${drawn.examplesSplit} split of dataset "${request.dataset.name}"`, 'example');
-  }
+  const texts = await cellTexts(request, new DatasetCache(loaders.cacheDir, 1, loaders.taskDirs ?? []));
+  const { label, context, continuations } = texts.example(request.example);
   const tokenizer = loaders.tokenizer(locateModel(request.model).dir);
   const full = promptIds(tokenizer);
-  const demoText = renderDemos(task, demos);
-  const base = {
+  const ids = full(context);
+  const task = texts.task;
+  return {
     task: task.name,
     kind: task.kind,
     classes: [...task.classes],
-    datasetFingerprint: ds.fingerprint,
-    example: { split: split.split, file: split.source, row: request.example, label: split.labels[request.example] },
-    demonstrations: { rows: drawn.rows, labels: drawn.labels },
+    datasetFingerprint: texts.datasetFingerprint,
+    example: { split: texts.examples.split, file: texts.examples.file, row: request.example, label },
+    demonstrations: texts.demonstrations,
+    text: context,
+    ids,
+    candidates:
+      task.kind === 'classification'
+        ? continuations.map((v) => ({ text: v, ids: tokenizer.encode(v) }))
+        : continuations.map((c) => ({ text: c, ids: continuationIds(full, context, ids, c) })),
   };
-  if (task.kind === 'classification') {
-    const text = demoText + renderQuery(task, row);
-    return { ...base, text, ids: full(text), candidates: task.verbalizers!.map((v) => ({ text: v, ids: tokenizer.encode(v) })) };
-  }
-  const { context, continuations } = renderChoices(task, row);
-  const text = demoText + context;
-  const ids = full(text);
-  return { ...base, text, ids, candidates: continuations.map((c) => ({ text: c, ids: continuationIds(full, text, ids, c) })) };
 }

@@ -58,6 +58,9 @@ export interface WorkerConfig {
 
 type Env = Record<string, string | undefined>;
 
+/** Decompositions and prepared datasets (ICL_SWEEP_CACHE_DIR). */
+export const DEFAULT_CACHE_DIR = './.cache/icl-sweep';
+
 function int(env: Env, name: string, fallback: number, min = 0): number {
   const v = env[name];
   if (v === undefined || v === '') return fallback;
@@ -119,7 +122,7 @@ export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
     concurrency: int(env, 'ICL_SWEEP_CONCURRENCY', 1, 1),
     metricsPort: metrics === 'off' ? undefined : int(env, 'ICL_SWEEP_METRICS_PORT', 9464),
     executionProvider: provider,
-    cacheDir: env.ICL_SWEEP_CACHE_DIR || './.cache/icl-sweep',
+    cacheDir: env.ICL_SWEEP_CACHE_DIR || DEFAULT_CACHE_DIR,
     maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
     decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
     ...(threads !== undefined ? { threads } : {}),

@@ -19,7 +19,7 @@ describe('worker engine options', () => {
     expect(opts).toMatchObject({ executionProvider: 'cpu', cacheDir: join(tmp, 'cache'), maxModels: 1, threads: 2, decompositionCacheBytes: config.decompositionCacheBytes });
 
     const fake = fakeLoader({ loadDelayMs: 30 });
-    const engine = createEngine({ ...opts, loadModel: fake.load });
+    const engine = createEngine({ ...opts, loadModel: fake.load, locateModel: fake.locate });
     await engine.describeModel({ name: 'm', path: '/fake/m' }); // what prepareSweep does
     expect(observed).toHaveLength(1);
     expect(observed[0]).toBeGreaterThanOrEqual(0.02);
