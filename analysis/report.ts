@@ -73,8 +73,11 @@ export interface Report {
     dataset: string;
     module: string;
     split: string;
-    /** Path of the SVG written, when one was. */
+    /** Path of the SVG heatmap written, when one was. */
     file: string | null;
+    /** Path of the accuracy-vs-ratio line plot (accuracy surfaces) and of the CSV, when written. */
+    linesFile: string | null;
+    csvFile: string | null;
     layers: number[];
     ratios: number[];
     /** accuracy[layer index][ratio index], null where not done. */
@@ -244,14 +247,23 @@ export function renderSelectionTable(selections: readonly SelectionReport[], opt
   return lines.join('\n') + '\n';
 }
 
+/** The files written for one surface (null: not written). */
+export interface SurfaceFiles {
+  svg: string | null;
+  lines: string | null;
+  csv: string | null;
+}
+
 /** The JSON shape of a surface in the report. */
-export function surfaceJson(surface: Surface, file: string | null): Report['surfaces'][number] {
+export function surfaceJson(surface: Surface, files?: SurfaceFiles): Report['surfaces'][number] {
   return {
     model: surface.meta.model,
     dataset: surface.meta.dataset,
     module: surface.meta.module,
     split: surface.meta.split,
-    file,
+    file: files?.svg ?? null,
+    linesFile: files?.lines ?? null,
+    csvFile: files?.csv ?? null,
     layers: surface.layers,
     ratios: surface.ratios,
     accuracy: surface.values,
