@@ -74,7 +74,7 @@ export function prepareActivities(ctx: ActivityContext) {
           prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint });
         } catch (err) {
           if (!isInputError(err)) throw err;
-          const field = dataset.path !== undefined ? 'path' : 'recipe';
+          const field = typeof dataset.task === 'string' && (err as EngineInputError).subject === dataset.task ? 'task' : dataset.path !== undefined ? 'path' : 'recipe';
           problems.push(`datasets[${i}].${field}: ${err.message}`);
         }
       }

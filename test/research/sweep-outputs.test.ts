@@ -234,6 +234,18 @@ describe('a sweep on a Hub-cache model with a task from a task folder', () => {
   });
 });
 
+describe('task names', () => {
+  it('an unknown task fails the sweep at once, naming the field and listing the known tasks', async () => {
+    const bad = { ...spec(), name: 'unknown-task', datasets: [{ name: 'reviews', task: 'verdict', path: path.join(FIXTURES, 'datasets/custom') }] };
+    const handle = await suite.client.workflow.start('sweep', { taskQueue: suite.taskQueue, workflowId: `${suite.taskQueue}-unknown-task`, args: [bad] });
+    const failure = await handle.result().then(
+      () => null,
+      (e: Error & { cause?: Error }) => e.cause?.message ?? e.message,
+    );
+    expect(failure).toMatch(/datasets\[0\]\.task: unknown task "verdict"; known tasks: agnews \(alias ag_news\), cb, copa, emoc, mrpc, rte \(alias sglue_rte\), sst2, verdicts/);
+  });
+});
+
 describe("the paper's protocol", () => {
   it('gives its own cells: paper scoring and split sources, the mode in the key and the stored parameters', async () => {
     const base = {
