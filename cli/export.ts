@@ -15,7 +15,7 @@ import { argmax, utf8Length } from '../engine/tasks/scoring.ts';
 import type { ExampleOutcome } from '../engine/types.ts';
 import { lmEvalFolder, lmEvalResults, lmEvalSample, type LmEvalCell } from '../analysis/export/lm-eval.ts';
 import { csvLines, EXAMPLE_COLUMNS, parquetTable, type Column, type ColumnType } from '../analysis/export/tables.ts';
-import { CommandError, cellInputs, loadSweep, localEngineSettings, type StoredSweep } from './sweep-data.ts';
+import { CommandError, cellInputs, loadSweep, localEngineSettings, promptSource, type StoredSweep } from './sweep-data.ts';
 
 export const EXPORT_USAGE = `Usage: export <sweep> --format lm-eval|csv|parquet --out DIR
 
@@ -128,17 +128,7 @@ async function exportLmEval(db: Db, sweep: StoredSweep, out: string, warn: (text
     let texts: CellTexts | null = null;
     if (!unreadable.has(row.dataset)) {
       try {
-        texts = await cellTexts(
-          {
-            dataset: cellInputs(sweep.spec, row).dataset,
-            split: row.split as 'validation' | 'test',
-            shots: cell.shots ?? undefined,
-            seed: cell.seed ?? undefined,
-            sizes: sweep.spec.sizes,
-            ...(draw ? { record: { demonstrations: { split: 'train', rows: draw.demonstrationRows, labels: draw.demonstrationLabels }, examplesSplit: draw.examplesSplit as 'train' } } : {}),
-          },
-          datasets,
-        );
+        texts = await cellTexts(promptSource(sweep.spec, row, cell, draw), datasets);
         if (cell.datasetFingerprint && texts.datasetFingerprint !== cell.datasetFingerprint) throw new Error('its files or task changed since the sweep ran');
       } catch (err) {
         unreadable.add(row.dataset);

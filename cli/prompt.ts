@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { cellByKey, cellDemonstrationsOf, cellExamples, createDb, type Db } from '../db/queries.ts';
 import { examplePrompt, type ExamplePrompt } from '../engine/prompts.ts';
 import type { ExampleOutcome } from '../engine/types.ts';
-import { CommandError, cellInputs, findCell, loadSweep, localEngineSettings } from './sweep-data.ts';
+import { CommandError, cellInputs, findCell, loadSweep, localEngineSettings, promptSource } from './sweep-data.ts';
 import { renderTable } from './table.ts';
 
 export const PROMPT_USAGE = `Usage: prompt <sweep> --cell <key | module/layer/ratio> --example <row> [options]
@@ -82,22 +82,10 @@ async function show(db: Db, args: { sweep: string; cell: string; example: number
     throw new CommandError(`cell ${row.cellKey} has no example ${args.example}; its ${ids.length} examples are rows ${ids.slice(0, 12).join(', ')}${ids.length > 12 ? ', ...' : ''}`);
   }
   const draw = await cellDemonstrationsOf(db, row.cellKey);
-  const { model, dataset } = cellInputs(sweep.spec, row);
+  const { model } = cellInputs(sweep.spec, row);
   // The model layer (ONNX Runtime) loads only for the commands that read a tokenizer.
   const { loadTokenizer } = await import('../engine/model/index.ts');
-  const prompt = await examplePrompt(
-    {
-      model,
-      dataset,
-      split: row.split as 'validation' | 'test',
-      shots: cell.shots ?? undefined,
-      seed: cell.seed ?? undefined,
-      sizes: sweep.spec.sizes,
-      example: args.example,
-      ...(draw ? { record: { demonstrations: { split: 'train', rows: draw.demonstrationRows, labels: draw.demonstrationLabels }, examplesSplit: draw.examplesSplit as 'train' | 'validation' | 'test' } } : {}),
-    },
-    { ...localEngineSettings(), tokenizer: loadTokenizer },
-  );
+  const prompt = await examplePrompt({ ...promptSource(sweep.spec, row, cell, draw), model, example: args.example }, { ...localEngineSettings(), tokenizer: loadTokenizer });
   if (cell.datasetFingerprint && prompt.datasetFingerprint !== cell.datasetFingerprint) {
     throw new CommandError(`dataset "${row.dataset}" changed since the cell was computed (its files or task have another fingerprint): the stored scores belong to other prompts`);
   }

@@ -3,10 +3,11 @@
  * cells, a cell picked by key or by coordinates, and the engine settings of this machine (the cache
  * folder, the task folders) for rebuilding prompts from the dataset files.
  */
-import { cellResults, sweepByName, type CellResultRow, type Db } from '../db/queries.ts';
+import { cellResults, sweepByName, type CellDemonstrationsRow, type CellResultRow, type CellRow, type Db } from '../db/queries.ts';
+import type { PromptSource } from '../engine/prompts.ts';
 import { checkSpec, datasetRequest, type SweepSpec } from '../sweepspec/schema.ts';
 import { taskDirsFromEnv } from '../engine/tasks/registry.ts';
-import type { DatasetSpec, ModelSpec } from '../engine/types.ts';
+import type { CellSampleRecord, DatasetSpec, ModelSpec } from '../engine/types.ts';
 import { DEFAULT_CACHE_DIR } from '../worker/config.ts';
 
 /** A problem with what the user asked for (exit code 2 where usage is wrong, 1 otherwise). */
@@ -32,6 +33,25 @@ export function cellInputs(spec: SweepSpec, row: Pick<CellResultRow, 'model' | '
   const dataset = spec.datasets.find((d) => d.name === row.dataset);
   if (!model || !dataset) throw new CommandError(`the stored spec has no model "${row.model}" or dataset "${row.dataset}"`);
   return { model, dataset: datasetRequest(spec, dataset) };
+}
+
+/** What rebuilds a stored cell's prompts: its dataset as the engine sees it, its split, the shots and seed it used, and its draw. */
+export function promptSource(spec: SweepSpec, row: CellResultRow, cell: Pick<CellRow, 'shots' | 'seed'>, draw: CellDemonstrationsRow | undefined): PromptSource {
+  return {
+    dataset: cellInputs(spec, row).dataset,
+    split: row.split as PromptSource['split'],
+    shots: cell.shots ?? undefined,
+    seed: cell.seed ?? undefined,
+    sizes: spec.sizes,
+    ...(draw
+      ? {
+          record: {
+            demonstrations: { split: 'train', rows: draw.demonstrationRows, labels: draw.demonstrationLabels },
+            examplesSplit: draw.examplesSplit as CellSampleRecord['examplesSplit'],
+          },
+        }
+      : {}),
+  };
 }
 
 /** Engine settings of this machine: ICL_SWEEP_CACHE_DIR and ICL_SWEEP_TASK_DIRS, as a worker reads them. */
