@@ -137,6 +137,9 @@ const PERCENT: dashboard.DynamicConfigValue[] = [
   { id: 'decimals', value: 1 },
 ];
 
+/** Layer -1 (every layer at once) written out. */
+const LAYER: dashboard.DynamicConfigValue[] = [{ id: 'mappings', value: ALL_LAYERS }];
+
 /** A change in accuracy: red below zero, green above. */
 const DELTA: dashboard.DynamicConfigValue[] = [
   ...PERCENT,
@@ -231,7 +234,7 @@ ORDER BY model, dataset, accuracy DESC, ratio ASC, layer DESC, module`,
       )
         .overrideByRegexp('^(accuracy|baseline_accuracy|f1_macro)$', PERCENT)
         .overrideByName('delta', DELTA)
-        .overrideByName('layer', [{ id: 'mappings', value: ALL_LAYERS }]),
+        .overrideByName('layer', LAYER),
     )
     .withPanel(
       rowsPanel(
@@ -247,7 +250,7 @@ ORDER BY model, dataset`,
       )
         .overrideByRegexp('^(validation_accuracy|baseline_accuracy|selected_accuracy)$', PERCENT)
         .overrideByName('delta', DELTA)
-        .overrideByName('layer', [{ id: 'mappings', value: ALL_LAYERS }]),
+        .overrideByName('layer', LAYER),
     )
     .withPanel(
       rowsPanel(
@@ -262,7 +265,7 @@ ORDER BY layer, ratio`,
       )
         .overrideByRegexp('^(accuracy|delta|f1_macro)$', PERCENT)
         .overrideByName('seconds', [{ id: 'unit', value: 's' }])
-        .overrideByName('layer', [{ id: 'mappings', value: ALL_LAYERS }]),
+        .overrideByName('layer', LAYER),
     )
     .withPanel(
       rowsPanel(

@@ -73,44 +73,31 @@ describe('builtin task files', () => {
 });
 
 describe('a user task folder', () => {
+  const TASKS = join(import.meta.dirname, '../fixtures/tasks'); // verdicts.yaml: the full form, with an alias
+  // the template form, with its own defaults
   const tickets = folder('user-tasks', {
-    // the template form, with its own defaults
     'tickets.yaml': 'template: "ticket: {body}\\n team : {answer} \\n"\nanswers: { "0": billing, "1": network }\ndefaults: { demonstrationsPerClass: 1, seed: 5, validationPerClass: 3 }\n',
-    // the full form, with an alias
-    'verdict.yml': [
-      'name: verdicts',
-      'aliases: [verdict-v1]',
-      'kind: classification',
-      'fields: [review]',
-      'labelField: verdict',
-      'classes: [No, Yes]',
-      'labels: { bad: No, good: Yes }',
-      'demonstration: "Review: {review}\\nVerdict: {answer}\\n"',
-      'query: { body: "Review: {review}\\nVerdict:" }',
-      'interleave: [Yes, No]',
-      'defaults: { shots: 2, seed: 9, validationPerClass: 2 }',
-      'splits: { test: auto }',
-    ].join('\n'),
   });
+  const dirs = [tickets, TASKS];
 
   it('adds tasks by file, in both forms, with the prompts their templates spell', () => {
-    const t = resolveTask('tickets', { dirs: [tickets] });
+    const t = resolveTask('tickets', { dirs });
     expect(t).toMatchObject({ name: 'tickets', classes: ['billing', 'network'], verbalizers: [' billing', ' network'], defaults: { shots: 2, seed: 5, validationPerClass: 3 } });
     expect(renderDemo(t, { body: 'my bill is wrong' }, 0)).toBe('ticket: my bill is wrong\n team : billing \n');
     expect(renderQuery(t, { body: 'no signal' })).toBe('ticket: no signal\n team :');
-    const v = resolveTask('verdict-v1', { dirs: [tickets] });
-    expect(v).toEqual(resolveTask('verdicts', { dirs: [tickets] }));
+    const v = resolveTask('verdict-v1', { dirs });
+    expect(v).toEqual(resolveTask('verdicts', { dirs }));
     expect(v).toMatchObject({ labelField: 'verdict', labels: { bad: 0, good: 1 }, interleave: [1, 0], verbalizers: [' No', ' Yes'] });
     expect(renderQuery(v, { review: 'fine' })).toBe('Review: fine\nVerdict:');
-    expect(taskRegistry([tickets]).entries.map((e) => e.name)).toEqual([...Object.keys(PINNED).sort(), 'tickets', 'verdicts']);
+    expect(taskRegistry(dirs).entries.map((e) => e.name)).toEqual([...Object.keys(PINNED).sort(), 'tickets', 'verdicts']);
   });
 
   it('reach the engine from the spec (dataset taskDirs) and from the environment (engine taskDirs)', async () => {
     const data = { name: 'reviews', path: join(FIX, 'custom'), task: 'verdicts' };
     const fromSpec = createEngine({ executionProvider: 'cpu', cacheDir: join(tmp, 'c1'), maxModels: 1, decompositionCacheBytes: 1 << 20 });
-    const fromEnv = createEngine({ executionProvider: 'cpu', cacheDir: join(tmp, 'c2'), maxModels: 1, decompositionCacheBytes: 1 << 20, taskDirs: [tickets] });
+    const fromEnv = createEngine({ executionProvider: 'cpu', cacheDir: join(tmp, 'c2'), maxModels: 1, decompositionCacheBytes: 1 << 20, taskDirs: [TASKS] });
     try {
-      const a = await fromSpec.describeDataset({ ...data, taskDirs: [tickets] });
+      const a = await fromSpec.describeDataset({ ...data, taskDirs: [TASKS] });
       const b = await fromEnv.describeDataset(data);
       expect(a).toEqual(b);
       expect(a).toMatchObject({ task: 'verdicts', classes: ['No', 'Yes'], kind: 'classification' });

@@ -5,7 +5,7 @@
  * from its repository, test/fixtures/lm-eval/) and as CSV / Parquet for pandas, macro-F1 beside
  * accuracy, the seed actually used, and a sweep under the paper's protocol.
  */
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { parquetReadObjects } from 'hyparquet';
@@ -30,25 +30,6 @@ let suite: Suite;
 let worker: RunningWorker;
 const previousHfHome = process.env.HF_HOME;
 
-function taskFolder(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    path.join(dir, 'verdicts.yaml'),
-    [
-      'kind: classification',
-      'fields: [review]',
-      'labelField: verdict',
-      'classes: [No, Yes]',
-      'labels: { bad: No, good: Yes }',
-      'demonstration: "Review: {review}\\nVerdict: {answer}\\n"',
-      'query: { body: "Review: {review}\\nVerdict:" }',
-      'interleave: [Yes, No]',
-      'defaults: { shots: 2, seed: 9, validationPerClass: 2 }',
-    ].join('\n'),
-  );
-  return dir;
-}
-
 function io() {
   const out: string[] = [];
   const err: string[] = [];
@@ -68,7 +49,7 @@ const spec = () => ({
     { name: 'sst2', task: 'sst2', path: path.join(FIXTURES, 'datasets/sst2') },
     { name: 'reviews', task: 'verdicts', path: path.join(FIXTURES, 'datasets/custom') },
   ],
-  taskDirs: [path.join(suite.tmp, 'tasks')],
+  taskDirs: [path.join(FIXTURES, 'tasks')],
   modules: ['mlp'],
   layers: [0],
   ratios: [0, 0.5],
@@ -81,7 +62,6 @@ beforeAll(async () => {
   suite = await setupSuite('research');
   process.env.HF_HOME = path.join(suite.tmp, 'hf');
   writeHubModel(path.join(suite.tmp, 'hf/hub'), HUB_ID, [{ commit: 'c'.repeat(40), files: onnxCommunityFiles(FIXTURES) }], { main: 'c'.repeat(40) });
-  taskFolder(path.join(suite.tmp, 'tasks'));
   worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
 });
 
