@@ -3,12 +3,12 @@
  * upsert by key: a retried or duplicated activity never duplicates rows. Works on both drivers
  * (node-postgres and PGlite). Columns of the views: db/README.md.
  */
-import { and, asc, eq, getViewSelectedFields, inArray, ne, sql, type Column } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { CellOutcome, ExampleOutcome, Split } from '../engine/types.ts';
 import type { Db } from './client.ts';
+import { chunks, KEY_CHUNK } from './client.ts';
 import {
   cellDeltas,
-  cellDemonstrations,
   cellResults as cellResultsView,
   cells,
   demonstrationDraws,
@@ -20,6 +20,7 @@ import {
 } from './schema/index.ts';
 
 export { createDb, migrate, queryRows, describeUrl, DEFAULT_PGLITE_DIR, MIGRATIONS_FOLDER } from './client.ts';
+export * from './records.ts';
 export type { Db, CreateDbOptions } from './client.ts';
 export * as schema from './schema/index.ts';
 
@@ -29,19 +30,11 @@ export type CellDeltaRow = typeof cellDeltas.$inferSelect;
 export type SelectionResultRow = typeof selectionResultsView.$inferSelect;
 export type SweepRow = typeof sweeps.$inferSelect;
 export type CellRow = typeof cells.$inferSelect;
-export type CellDemonstrationsRow = typeof cellDemonstrations.$inferSelect;
 
-/** Keys per statement for IN lists; rows per INSERT for examples (5 parameters each). */
-const KEY_CHUNK = 1000;
+/** Rows per INSERT for examples (5 parameters each) and for links. */
 const EXAMPLE_CHUNK = 1000;
 const LINK_CHUNK = 500;
 const MAX_ERROR_CHARS = 20_000;
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 /** Postgres text cannot hold NUL; keep error messages bounded. */
 function cleanText(s: string): string {
@@ -360,27 +353,6 @@ export async function cellExamples(db: Db, key: string): Promise<ExampleOutcome[
   return rows;
 }
 
-/** The demonstration draw of a computed cell (undefined when it has none stored). */
-export async function cellDemonstrationsOf(db: Db, key: string): Promise<CellDemonstrationsRow | undefined> {
-  return (await cellDemonstrationsByKey(db, [key])).get(key);
-}
-
-/** The cells among `keys` that exist, by key. */
-export async function cellsByKey(db: Db, keys: readonly string[]): Promise<Map<string, CellRow>> {
-  const out = new Map<string, CellRow>();
-  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) for (const r of await db.select().from(cells).where(inArray(cells.key, part))) out.set(r.key, r);
-  return out;
-}
-
-/** The demonstration draws of the cells among `keys` that have one, by cell key. */
-export async function cellDemonstrationsByKey(db: Db, keys: readonly string[]): Promise<Map<string, CellDemonstrationsRow>> {
-  const out = new Map<string, CellDemonstrationsRow>();
-  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) {
-    for (const r of await db.select().from(cellDemonstrations).where(inArray(cellDemonstrations.cellKey, part))) out.set(r.cellKey, r);
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Views
 
@@ -394,56 +366,6 @@ export async function cellResults(db: Db, sweepName: string): Promise<CellResult
 /** Rows of the cell_deltas view for the sweep (same order as cellResults). */
 export async function cellDeltaRows(db: Db, sweepName: string): Promise<CellDeltaRow[]> {
   return db.select().from(cellDeltas).where(eq(cellDeltas.sweep, sweepName)).orderBy(...resultOrder(cellDeltas));
-}
-
-/** The cell_results view's columns in order: SQL name, key in a typed row, and drizzle's column type (PgText, PgInteger, ...). */
-export function cellResultColumns(): { name: string; key: string; columnType: string }[] {
-  return Object.entries(getViewSelectedFields(cellResultsView) as Record<string, Column>).map(([key, c]) => ({ name: c.name, key, columnType: c.columnType }));
-}
-
-/** One example of a cell, with the cell's coordinates as a sweep sees them. */
-export interface SweepExampleRow {
-  model: string;
-  dataset: string;
-  task: string | null;
-  module: string;
-  layer: number;
-  ratio: number;
-  split: string;
-  cellKey: string;
-  idx: number;
-  label: number;
-  prediction: number;
-  correct: boolean;
-  scores: number[];
-}
-
-/** The examples of these cells of the sweep, by cell (in the order given) then index. */
-export async function sweepExamples(db: Db, sweepName: string, keys: readonly string[]): Promise<SweepExampleRow[]> {
-  const order = new Map(keys.map((k, i) => [k, i]));
-  const out: SweepExampleRow[] = [];
-  for (const part of chunks([...new Set(keys)], KEY_CHUNK)) {
-    const rows = await db
-      .select({
-        model: sweepCells.model,
-        dataset: sweepCells.dataset,
-        task: sweepCells.task,
-        module: sweepCells.module,
-        layer: sweepCells.layer,
-        ratio: sweepCells.ratio,
-        split: sweepCells.split,
-        cellKey: examples.cellKey,
-        idx: examples.idx,
-        label: examples.label,
-        prediction: examples.prediction,
-        scores: examples.scores,
-      })
-      .from(sweepCells)
-      .innerJoin(examples, eq(examples.cellKey, sweepCells.cellKey))
-      .where(and(eq(sweepCells.sweep, sweepName), inArray(sweepCells.cellKey, part)));
-    for (const r of rows) out.push({ ...r, correct: r.label === r.prediction });
-  }
-  return out.sort((a, b) => order.get(a.cellKey)! - order.get(b.cellKey)! || a.idx - b.idx);
 }
 
 export interface SweepCounts {
