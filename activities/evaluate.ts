@@ -5,33 +5,40 @@
  *   heartbeat timeout, and a cancelled sweep reaches the cell within one heartbeat.
  * - EngineInputError (bad model file, unknown module, ...) -> non-retryable ApplicationFailure
  *   with the engine's message; anything else is transient and retried by the workflow's policy.
- * - A cell already stored (by an earlier attempt or an overlapping sweep) is not recomputed.
+ * - A cell already stored (by an earlier attempt or an overlapping sweep) is not recomputed; it counts
+ *   as computed when an earlier attempt of this same activity stored it, else as reused.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { EngineInputError } from '../engine/types.ts';
-import { findDoneCells, markCellRunning, markReused, saveCellFailure, saveCellResult } from '../db/queries.ts';
+import { cellByKey, findDoneCells, markCellRunning, markReused, saveCellFailure, saveCellResult } from '../db/queries.ts';
 import type { EvaluateCellInput, EvaluateCellResult } from './types.ts';
-import type { ActivityContext } from './context.ts';
+import type { CellActivityContext } from './context.ts';
 
-export function evaluateActivities(ctx: ActivityContext) {
+export function evaluateActivities(ctx: CellActivityContext) {
   return {
     async evaluateCell({ sweep, cell, request, identity }: EvaluateCellInput): Promise<EvaluateCellResult> {
       const actx = Context.current();
       const labels = { sweep, model: cell.model, dataset: cell.dataset };
-      const reused = async (): Promise<EvaluateCellResult> => {
+      // This activity across its attempts (a retry keeps the run and activity id).
+      const run = actx.info.workflowExecution;
+      const computedBy = run ? `${run.workflowId}/${run.runId}/${actx.info.activityId}` : undefined;
+      /** Stored meanwhile: by an earlier attempt of this activity whose completion was lost (computed), else by another (reused). */
+      const alreadyStored = async (): Promise<EvaluateCellResult> => {
+        const stored = await cellByKey(ctx.db, cell.key);
+        if (computedBy !== undefined && stored?.computedBy === computedBy) return { status: 'done', accuracy: stored.accuracy, n: stored.n, seconds: stored.seconds ?? 0 };
         await markReused(ctx.db, sweep, [cell.key]);
         ctx.metrics.cellsReused(labels, 1);
         return { status: 'reused', accuracy: null, n: null, seconds: 0 };
       };
       // Stored meanwhile (an overlapping sweep, or an earlier attempt that died after saving): nothing to compute.
-      if ((await findDoneCells(ctx.db, [cell.key])).has(cell.key)) return await reused();
+      if ((await findDoneCells(ctx.db, [cell.key])).has(cell.key)) return await alreadyStored();
 
       let progress = { done: 0, total: 0, attempt: actx.info.attempt };
       actx.heartbeat(progress);
       const startedAt = new Date();
       const coordinates = { key: cell.key, module: cell.module, layer: cell.layer, ratio: cell.ratio, split: cell.split, ...identity };
       // Visible as "running" in cell_results; false: it became done meanwhile (a duplicate attempt).
-      if (!(await markCellRunning(ctx.db, { ...coordinates, worker: ctx.workerName, startedAt }))) return await reused();
+      if (!(await markCellRunning(ctx.db, { ...coordinates, worker: ctx.workerName, startedAt }))) return await alreadyStored();
       ctx.metrics.cellStarted(labels);
       const every = ctx.heartbeatEverySeconds !== undefined ? ctx.heartbeatEverySeconds * 1000 : Math.max(200, Math.min(5000, (actx.info.heartbeatTimeoutMs ?? 30_000) / 3));
       const timer = setInterval(() => actx.heartbeat(progress), every);
@@ -51,6 +58,7 @@ export function evaluateActivities(ctx: ActivityContext) {
           ...coordinates,
           outcome,
           worker: ctx.workerName,
+          computedBy,
           startedAt,
           finishedAt,
         });

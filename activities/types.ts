@@ -64,16 +64,16 @@ export interface SaveSelectionsInput {
   rows: SelectionRow[];
 }
 
-/** The activities as the workflow calls them (implemented in activities/index.ts). */
+/** The activities of the sweep's task queue as the workflow calls them (implemented in activities/index.ts). */
 export interface SweepActivities {
-  prepareSweep(input: PrepareSweepInput): Promise<PreparedSweep>;
   linkCells(input: LinkCellsInput): Promise<string[]>;
   recordCellFailure(input: RecordCellFailureInput): Promise<void>;
   selectOnValidation(input: SelectOnValidationInput): Promise<Selection[]>;
   saveSelections(input: SaveSelectionsInput): Promise<void>;
 }
 
-/** The cell activity, on the cells (GPU) task queue. */
+/** The activities that read model and dataset files, on the cells (GPU) task queue. */
 export interface CellActivities {
+  prepareSweep(input: PrepareSweepInput): Promise<PreparedSweep>;
   evaluateCell(input: EvaluateCellInput): Promise<EvaluateCellResult>;
 }

@@ -177,8 +177,10 @@ async function main(): Promise<number> {
       await Promise.all(workers.map((w) => w.running.catch(() => {})));
     });
     for (let i = 0; i < WORKERS; i++) {
+      const base = workerConfigFromEnv();
       const config = {
-        ...workerConfigFromEnv(),
+        ...base,
+        dataRoots: [...base.dataRoots, MODEL_DIR], // the model given on the command line
         databaseUrl: dbUrl,
         taskQueue,
         concurrency: CONCURRENCY,

@@ -167,7 +167,7 @@ export async function runDemo(args: string[]): Promise<number> {
       worker.shutdown();
       await running.catch(() => {});
     });
-    log(`worker ${config.workerName} polling ${taskQueue} (engine ${worker.context.engineVersion})`);
+    log(`worker ${config.workerName} polling ${taskQueue} (engine ${worker.engineVersion})`);
 
     for (const m of check.spec.models) if (!existsSync(m.path)) log(`warning: model folder ${m.path} does not exist`);
     const workflowId = `${check.spec.name}-${Date.now().toString(36)}`;

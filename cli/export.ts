@@ -119,7 +119,7 @@ async function exportLmEval(db: Db, sweep: StoredSweep, out: string, warn: (text
   const byCell = new Map<string, ExampleOutcome[]>();
   for (const e of examples) (byCell.get(e.cellKey) ?? byCell.set(e.cellKey, []).get(e.cellKey)!).push({ index: e.idx, label: e.label, prediction: e.prediction, scores: e.scores });
   const settings = localEngineSettings();
-  const datasets = new DatasetCache(settings.cacheDir, 8, settings.taskDirs);
+  const datasets = new DatasetCache(settings.cacheDir, { taskDirs: settings.taskDirs });
   const unreadable = new Set<string>();
   const folders = new Map<string, { cell: LmEvalCell; samples: string }[]>();
   for (const row of done) {

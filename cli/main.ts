@@ -6,12 +6,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { createDb, migrate, type Db } from '../db/client.ts';
+import { createDb, migrate, openForReading, type Db } from '../db/client.ts';
 import { cellResults } from '../db/queries.ts';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import { connectTemporal } from './client.ts';
 import { follow } from './progress.ts';
+import type { SweepSpec } from '../sweepspec/schema.ts';
 import { formatProblems, loadAndCheck } from './spec-file.ts';
 import { renderResults, renderTable } from './table.ts';
 import { CommandError } from './sweep-data.ts';
@@ -19,8 +20,11 @@ import { CommandError } from './sweep-data.ts';
 export const USAGE = `Usage: icl-sweep <command> [options]
 
 Commands:
-  validate <spec.json|yaml>          check a spec; lists every problem by field (exit 2 when invalid)
-  start <spec> [--workflow-id ID] [--task-queue Q] [--detach] [--limit N]
+  validate <spec.json|yaml> [--schema-only]
+                                     check a spec; lists every problem by field (exit 2 when invalid):
+                                     the schema, then the models and datasets whose files are on this
+                                     machine, as a sweep's prepare step would (--schema-only: the schema)
+  start <spec> [--workflow-id ID] [--task-queue Q] [--detach] [--limit N] [--schema-only]
                                      validate, start the sweep workflow, show a live progress bar,
                                      print the results table at the end (--detach: print the id and exit)
   attach <workflow-id> [--limit N]   follow a running sweep (progress bar, then the results table)
@@ -50,7 +54,7 @@ function sweepResultLine(r: SweepResult): string {
 }
 
 async function printResults(sweep: string, limit: number, db?: Db): Promise<void> {
-  const own = db ? undefined : await createDb();
+  const own = db ? undefined : await openForReading();
   try {
     const rows = await cellResults((db ?? own)!, sweep);
     process.stdout.write(rows.length ? renderResults(rows, { limit }) : `no cells stored for sweep "${sweep}"\n`);
@@ -97,19 +101,33 @@ export async function followAndReport(client: Client, workflowId: string, opts: 
   return 0;
 }
 
-async function cmdValidate(args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true });
-  if (positionals.length !== 1) throw new UsageError('validate needs one spec file');
-  const file = positionals[0];
-  const { check } = await loadAndCheck(file);
+/** The spec of `file` checked (schema, then the files on this machine unless schemaOnly); null after printing its problems. */
+async function checkedSpec(file: string, schemaOnly: boolean): Promise<{ input: unknown; spec: SweepSpec; checked: string } | null> {
+  const { input, check } = await loadAndCheck(file);
   if (!check.ok) {
     process.stderr.write(formatProblems(file, check.problems));
-    return 2;
+    return null;
   }
-  const s = check.spec;
+  if (schemaOnly) return { input, spec: check.spec, checked: 'schema only' };
+  const { checkInputsHere } = await import('./inputs.ts');
+  const local = await checkInputsHere(check.spec, (line) => process.stderr.write(`${line}\n`));
+  if (local.problems.length > 0) {
+    process.stderr.write(formatProblems(file, local.problems));
+    return null;
+  }
+  return { input, spec: check.spec, checked: `files checked here: ${local.models} model(s), ${local.datasets} dataset(s)` };
+}
+
+async function cmdValidate(args: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { 'schema-only': { type: 'boolean', default: false } } });
+  if (positionals.length !== 1) throw new UsageError('validate needs one spec file');
+  const file = positionals[0];
+  const checked = await checkedSpec(file, values['schema-only']);
+  if (!checked) return 2;
+  const s = checked.spec;
   process.stdout.write(
     `${file}: valid sweep "${s.name}": ${s.models.length} model(s), ${s.datasets.length} dataset(s), ${s.modules.length} module(s), ` +
-      `layers ${s.layers === 'all' ? 'all' : s.layers.join(',')}, ${s.ratios.length} ratio(s), split ${s.selection ? 'validation -> test (selection)' : s.split}\n`,
+      `layers ${s.layers === 'all' ? 'all' : s.layers.join(',')}, ${s.ratios.length} ratio(s), split ${s.selection ? 'validation -> test (selection)' : s.split} (${checked.checked})\n`,
   );
   return 0;
 }
@@ -123,16 +141,15 @@ async function cmdStart(args: string[]): Promise<number> {
       'task-queue': { type: 'string' },
       detach: { type: 'boolean', default: false },
       limit: { type: 'string', default: '200' },
+      'schema-only': { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 1) throw new UsageError('start needs one spec file');
   const file = positionals[0];
-  const { input, check } = await loadAndCheck(file);
-  if (!check.ok) {
-    process.stderr.write(formatProblems(file, check.problems));
-    return 2;
-  }
-  const workflowId = values['workflow-id'] ?? `sweep-${check.spec.name}`;
+  const checked = await checkedSpec(file, values['schema-only']);
+  if (!checked) return 2;
+  const { input, spec } = checked;
+  const workflowId = values['workflow-id'] ?? `sweep-${spec.name}`;
   const taskQueue = values['task-queue'] ?? process.env.ICL_SWEEP_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
   const { client, close } = await connectTemporal();
   try {
@@ -145,7 +162,7 @@ async function cmdStart(args: string[]): Promise<number> {
       }
       throw err;
     }
-    process.stderr.write(`started sweep "${check.spec.name}" as workflow ${workflowId} on task queue ${taskQueue}\n`);
+    process.stderr.write(`started sweep "${spec.name}" as workflow ${workflowId} on task queue ${taskQueue}\n`);
     if (values.detach) {
       process.stdout.write(`${workflowId}\n`);
       return 0;
@@ -174,7 +191,7 @@ async function cmdResults(args: string[]): Promise<number> {
     options: { limit: { type: 'string', default: '1000000' }, json: { type: 'boolean', default: false } },
   });
   if (positionals.length !== 1) throw new UsageError('results needs a sweep name');
-  const db = await createDb();
+  const db = await openForReading();
   try {
     const rows = await cellResults(db, positionals[0]);
     if (values.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);

@@ -10,7 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cellResults, createDb, selectionResults, sweepByName, type Db } from '../db/queries.ts';
+import { cellResults, selectionResults, sweepByName, type Db } from '../db/queries.ts';
+import { openForReading } from '../db/client.ts';
 import { loadPredictions } from '../analysis/queries.ts';
 import { buildSelectionReports, renderSelectionTable, surfaceJson, type Report, type SurfaceFiles } from '../analysis/report.ts';
 import { renderAccuracyLinesSvg, surfaceCsv } from '../analysis/lines.ts';
@@ -148,7 +149,7 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
   }
   let db: Db;
   try {
-    db = io.db ?? (await createDb());
+    db = io.db ?? (await openForReading());
   } catch (err) {
     io.err(`report: ${(err as Error).message}\n`);
     return 1;

@@ -83,13 +83,21 @@ function isPgliteUrl(url: string): boolean {
 }
 
 /**
- * Opens the database. `url` (or DATABASE_URL): a postgres:// URL -> node-postgres Pool (checked with
- * one query; an unreachable server throws an Error naming host:port/database). No URL -> PGlite under
- * opts.dataDir ($ICL_SWEEP_PGLITE_DIR, default ./data/pglite). "pglite:<folder>" or "memory://"
- * forces PGlite. Does not apply migrations: call migrate(db).
+ * Opens the database. `url` (or DATABASE_URL): a postgres:// or postgresql:// URL -> node-postgres
+ * Pool (checked with one query; an unreachable server throws an Error naming host:port/database). No
+ * URL -> PGlite under opts.dataDir ($ICL_SWEEP_PGLITE_DIR, default ./data/pglite). "pglite:<folder>",
+ * "file://<folder>" or "memory://" forces PGlite. Any other URL (mysql://, a typo) is refused rather
+ * than guessed at. Does not apply migrations: call migrate(db).
  */
 export async function createDb(url?: string, opts: CreateDbOptions = {}): Promise<Db> {
   const target = url ?? (process.env.DATABASE_URL || undefined);
+  if (target !== undefined && !isPgliteUrl(target) && !/^postgres(ql)?:\/\//i.test(target)) {
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(target)?.[1];
+    throw new Error(
+      `DATABASE_URL must be a postgres:// or postgresql:// URL (or pglite:<folder>, file://<folder>, memory:// for the embedded database), ` +
+        `not ${scheme ? `a ${scheme}: URL` : 'something without a scheme'}`,
+    );
+  }
   if (target === undefined || isPgliteUrl(target)) {
     let dataDir = opts.dataDir ?? process.env.ICL_SWEEP_PGLITE_DIR ?? DEFAULT_PGLITE_DIR;
     if (target?.startsWith('pglite:')) dataDir = target.slice('pglite:'.length).replace(/^\/\//, '') || DEFAULT_PGLITE_DIR;
@@ -214,6 +222,43 @@ export async function migrate(db: Db): Promise<void> {
     } finally {
       client.release();
     }
+  }
+}
+
+/**
+ * Throws an Error saying to run `npm run db:migrate` when the database lacks migrations this code
+ * needs (a fresh database, or one migrated by an older version), instead of a driver error on the
+ * first missing table.
+ */
+export async function assertMigrated(db: Db): Promise<void> {
+  const journal = JSON.parse(readFileSync(path.join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };
+  let applied = 0;
+  try {
+    const rows = await queryRows<{ n: number | string }>(db, 'select count(*) as n from drizzle.__drizzle_migrations');
+    applied = Number(rows[0].n);
+  } catch (err) {
+    // 42P01: no such table; 3F000: no such schema: never migrated.
+    if (!['42P01', '3F000'].includes((err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code ?? '')) throw err;
+  }
+  if (applied < journal.entries.length) {
+    const state = applied === 0 ? 'has no icl-sweep tables' : `has ${applied} of the ${journal.entries.length} icl-sweep migrations`;
+    throw new Error(`The database at ${db.location} ${state}: run \`npm run db:migrate\` (with the same DATABASE_URL) first.`);
+  }
+}
+
+/**
+ * The database for reading results (the CLI's results and report): the embedded one is this machine's
+ * own and is migrated on the spot; a server's must have been migrated (assertMigrated).
+ */
+export async function openForReading(url?: string): Promise<Db> {
+  const db = await createDb(url);
+  try {
+    if (db.driver === 'pglite') await migrate(db);
+    else await assertMigrated(db);
+    return db;
+  } catch (err) {
+    await db.close();
+    throw err;
   }
 }
 

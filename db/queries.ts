@@ -195,6 +195,8 @@ export interface CellResultInput extends CellCoordinates {
   key: string;
   outcome: CellOutcome;
   worker: string;
+  /** The activity that computed it (cells.computed_by). */
+  computedBy?: string;
   startedAt: Date;
   finishedAt: Date;
 }
@@ -251,6 +253,7 @@ export async function saveCellResult(db: Db, input: CellResultInput): Promise<vo
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
     worker: input.worker,
+    computedBy: input.computedBy ?? null,
     error: null,
   };
   // One row per example index (the last wins should an outcome repeat one).

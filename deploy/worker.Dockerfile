@@ -48,10 +48,11 @@ ENV NODE_ENV=production \
     ICL_SWEEP_METRICS_PORT=9464 \
     ICL_SWEEP_TEMPORAL_METRICS_PORT=9465 \
     ICL_SWEEP_CACHE_DIR=/cache \
+    ICL_SWEEP_DATA_ROOTS=/models:/datasets \
     ICL_SWEEP_SHUTDOWN_GRACE_SECONDS=600 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
-RUN mkdir -p /cache /models /data && chown icl /cache /models /data
+RUN mkdir -p /cache /models /datasets && chown icl /cache /models /datasets
 USER icl
 VOLUME ["/cache"]
 EXPOSE 9464 9465

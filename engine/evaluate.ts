@@ -16,13 +16,14 @@ import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MODULES } from './vocabulary.ts';
 import type { WeightEdit } from './model/index.ts';
-import type { DatasetSpec, ModelSpec } from './types.ts';
+import type { CellsCheck, DatasetSpec, ModelSpec } from './types.ts';
 import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.ts';
+import { DataRoots } from './paths.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery } from './tasks/render.ts';
 import { sampleCell, type CellSample } from './tasks/sampling.ts';
 import { classify, macroF1, scoreChoices, utf8Length } from './tasks/scoring.ts';
-import { locateModel, type ModelLocation } from './hub.ts';
+import { isHubId, locateModel, type ModelLocation } from './hub.ts';
 import { continuationIds, promptIds } from './prompts.ts';
 import {
   EngineInputError,
@@ -361,6 +362,7 @@ export class IclEngine implements Engine {
   private readonly batchSize: number;
   private readonly tokenizeChunk: number;
   private readonly locate: (model: ModelSpec) => ModelLocation;
+  private readonly roots?: DataRoots;
 
   constructor(opts: EngineOptions & EngineTuning) {
     if (!Number.isInteger(opts.maxModels) || opts.maxModels < 1) throw new EngineInputError(`maxModels must be >= 1, got ${opts.maxModels}`, 'maxModels');
@@ -380,11 +382,24 @@ export class IclEngine implements Engine {
       } as Parameters<LoadModelFn>[1]);
     };
     this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);
-    this.datasets = new DatasetCache(opts.cacheDir, 8, opts.taskDirs ?? []);
+    if (opts.dataRoots) this.roots = new DataRoots(opts.dataRoots);
+    this.datasets = new DatasetCache(opts.cacheDir, { limits: opts.datasetLimits, maxBytes: opts.datasetCacheBytes, roots: this.roots, taskDirs: opts.taskDirs ?? [] });
+  }
+
+  /**
+   * The model's folder and ONNX file. With allowed roots, a local path is checked before anything is
+   * looked up in it (a path outside is refused the same way whether or not it exists), and the folder
+   * found (a Hub id's snapshot too) must lie under the roots.
+   */
+  private async modelLocation(model: ModelSpec): Promise<ModelLocation> {
+    if (!this.roots) return this.locate(model);
+    if (!isHubId(model.path)) await this.roots.folder('model folder', model.path);
+    const at = this.locate(model);
+    return { ...at, dir: await this.roots.folder('model folder', at.dir) };
   }
 
   async describeModel(model: ModelSpec): Promise<ModelInfo> {
-    const m = await this.models.acquire(this.locate(model));
+    const m = await this.models.acquire(await this.modelLocation(model));
     try {
       return m.lm.info;
     } finally {
@@ -411,39 +426,26 @@ export class IclEngine implements Engine {
     return { dataset, sample };
   }
 
-  async evaluate(request: CellRequest, options: EvaluateOptions = {}): Promise<CellOutcome> {
-    const t0 = performance.now();
-    const { signal, onProgress } = options;
-    const reusePrefix = options.reusePrefix ?? true;
-    checkAbort(signal);
-    if (request.split !== 'validation' && request.split !== 'test') throw new EngineInputError(`split must be "validation" or "test", got ${JSON.stringify(request.split)}`, 'split');
-    const mcMode = request.scoring?.multipleChoice ?? 'loglik';
-    const svdMode = request.scoring?.svd ?? 'exact';
-    if (!['loglik', 'loglik-norm', 'mean-logits'].includes(mcMode)) throw new EngineInputError(`unknown multiple-choice scoring "${mcMode}"`, 'scoring.multipleChoice');
-    if (svdMode !== 'exact' && svdMode !== 'randomized') throw new EngineInputError(`unknown svd mode "${svdMode}"`, 'scoring.svd');
-    if (!MODULES.includes(request.module)) throw new EngineInputError(`unknown module "${request.module}"`, String(request.module));
-    if (!(request.ratio >= 0 && request.ratio < 1)) throw new EngineInputError(`ratio must be in [0, 1), got ${request.ratio}`, 'ratio');
-    if (!Number.isInteger(request.layer) || request.layer < -1) throw new EngineInputError(`layer must be an integer >= -1, got ${request.layer}`, 'layer');
+  async checkCells(check: CellsCheck): Promise<void> {
+    (await this.cellInputs(check)).model.release();
+  }
 
+  /**
+   * What every cell of a (model, dataset, split) needs, with the checks that hold for all of them: the
+   * sample, the model (acquired: the caller releases it), the prompts tokenized (each verbalizer one
+   * token) and within the model's context.
+   */
+  private async cellInputs(request: CellsCheck, signal?: AbortSignal) {
     const { dataset, sample } = await this.sample(request);
-    const task = dataset.task;
     checkAbort(signal);
-    const location = this.locate(request.model);
+    const location = await this.modelLocation(request.model);
     const model = await this.models.acquire(location);
     try {
       const lm = model.lm;
-      if (request.ratio > 0) {
-        if (!lm.info.modules.includes(request.module)) {
-          throw new EngineInputError(`model family ${lm.info.family} has no module "${request.module}" (it has ${lm.info.modules.join(', ')})`, request.module);
-        }
-        if (request.layer >= lm.info.numLayers) {
-          throw new EngineInputError(`layer ${request.layer} is out of range for ${request.model.name} (${lm.info.numLayers} layers)`, 'layer');
-        }
-      }
       const promptKey = canonicalJson([lm.info.fingerprint, dataset.fingerprint, request.split, sample.shots, sample.seed, request.sizes ?? {}]);
       let promptsP = this.prompts.get(promptKey);
       if (!promptsP) {
-        promptsP = tokenizeCell(task, sample, lm.tokenizer, request.model.name, this.tokenizeChunk);
+        promptsP = tokenizeCell(dataset.task, sample, lm.tokenizer, request.model.name, this.tokenizeChunk);
         promptsP.catch(() => undefined);
         this.prompts.set(promptKey, promptsP);
       }
@@ -462,6 +464,39 @@ export class IclEngine implements Engine {
           `the longest prompt of this cell is ${longest} tokens (${prompts.prefixIds.length} shared by all prompts: BOS, demonstrations and any common start of the queries); model ${request.model.name} has ${positions} positions: use fewer shots`,
           'shots',
         );
+      }
+      return { dataset, sample, model, prompts };
+    } catch (e) {
+      model.release();
+      throw e;
+    }
+  }
+
+  async evaluate(request: CellRequest, options: EvaluateOptions = {}): Promise<CellOutcome> {
+    const t0 = performance.now();
+    const { signal, onProgress } = options;
+    const reusePrefix = options.reusePrefix ?? true;
+    checkAbort(signal);
+    if (request.split !== 'validation' && request.split !== 'test') throw new EngineInputError(`split must be "validation" or "test", got ${JSON.stringify(request.split)}`, 'split');
+    const mcMode = request.scoring?.multipleChoice ?? 'loglik';
+    const svdMode = request.scoring?.svd ?? 'exact';
+    if (!['loglik', 'loglik-norm', 'mean-logits'].includes(mcMode)) throw new EngineInputError(`unknown multiple-choice scoring "${mcMode}"`, 'scoring.multipleChoice');
+    if (svdMode !== 'exact' && svdMode !== 'randomized') throw new EngineInputError(`unknown svd mode "${svdMode}"`, 'scoring.svd');
+    if (!MODULES.includes(request.module)) throw new EngineInputError(`unknown module "${request.module}"`, String(request.module));
+    if (!(request.ratio >= 0 && request.ratio < 1)) throw new EngineInputError(`ratio must be in [0, 1), got ${request.ratio}`, 'ratio');
+    if (!Number.isInteger(request.layer) || request.layer < -1) throw new EngineInputError(`layer must be an integer >= -1, got ${request.layer}`, 'layer');
+
+    const { dataset, sample, model, prompts } = await this.cellInputs(request, signal);
+    const task = dataset.task;
+    try {
+      const lm = model.lm;
+      if (request.ratio > 0) {
+        if (!lm.info.modules.includes(request.module)) {
+          throw new EngineInputError(`model family ${lm.info.family} has no module "${request.module}" (it has ${lm.info.modules.join(', ')})`, request.module);
+        }
+        if (request.layer >= lm.info.numLayers) {
+          throw new EngineInputError(`layer ${request.layer} is out of range for ${request.model.name} (${lm.info.numLayers} layers)`, 'layer');
+        }
       }
 
       const edit: WeightEdit | null =

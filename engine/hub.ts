@@ -29,6 +29,11 @@ export const DEFAULT_MODEL_FILES = ['model.onnx', 'onnx/model.onnx'] as const;
 const HUB_ID = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9][A-Za-z0-9._/-]*))?$/;
 const COMMIT = /^[0-9a-f]{40}$/;
 
+/** Whether `path` reads as a Hub id `org/name[@revision]` (it may also name a local folder). */
+export function isHubId(path: string): boolean {
+  return HUB_ID.test(path);
+}
+
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
   if (env.HF_HOME) return join(env.HF_HOME, 'hub');

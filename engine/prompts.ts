@@ -118,7 +118,7 @@ interface Loaders {
 
 /** The prompt of one example of a cell, exactly as the engine builds and tokenizes it. */
 export async function examplePrompt(request: PromptRequest, loaders: Loaders): Promise<ExamplePrompt> {
-  const texts = await cellTexts(request, new DatasetCache(loaders.cacheDir, 1, loaders.taskDirs ?? []));
+  const texts = await cellTexts(request, new DatasetCache(loaders.cacheDir, { taskDirs: loaders.taskDirs ?? [] }));
   const { label, context, continuations } = texts.example(request.example);
   const tokenizer = loaders.tokenizer(locateModel(request.model).dir);
   const full = promptIds(tokenizer);

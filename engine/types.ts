@@ -149,6 +149,15 @@ export interface EngineOptions {
   /** Folders of task files besides the builtin one (e.g. from ICL_SWEEP_TASK_DIRS); a dataset's own taskDirs come after them. */
   taskDirs?: string[];
   /**
+   * Folders the spec's model and dataset paths must lie under (symlinks followed); a path elsewhere is
+   * refused as "outside the allowed roots". undefined: any path (a library caller's own files).
+   */
+  dataRoots?: readonly string[];
+  /** Largest example and dataset the engine reads (engine/data/files.ts DEFAULT_LIMITS when undefined). */
+  datasetLimits?: { exampleBytes: number; datasetBytes: number };
+  /** Bound of the parsed datasets kept in memory, in bytes (default 1 GiB). */
+  datasetCacheBytes?: number;
+  /**
    * Called after each model load this engine does, whoever caused it (evaluate, or describeModel during a
    * sweep's prepare step), with the seconds it took and the model folder; not called for a model already
    * loaded. E.g. the worker records metrics.modelLoad(seconds). Errors it throws are ignored.
@@ -156,10 +165,20 @@ export interface EngineOptions {
   onModelLoad?: (seconds: number, modelDir: string) => void;
 }
 
+/** What every cell of one (model, dataset, split) shares: checked once by Engine.checkCells. */
+export type CellsCheck = Pick<CellRequest, 'model' | 'dataset' | 'split' | 'shots' | 'seed' | 'sizes'>;
+
 export interface Engine {
   evaluate(request: CellRequest, options?: EvaluateOptions): Promise<CellOutcome>;
   describeModel(model: ModelSpec): Promise<ModelInfo>;
   describeDataset(dataset: DatasetSpec): Promise<DatasetInfo>;
+  /**
+   * Checks at once what would fail every cell of a (model, dataset, split): enough examples for the
+   * shots and sizes, each verbalizer one token of the model's tokenizer, every prompt within the
+   * model's context. Throws EngineInputError naming the problem; the tokenized prompts are kept for
+   * the cells that follow.
+   */
+  checkCells(check: CellsCheck): Promise<void>;
   close(): Promise<void>;
 }
 

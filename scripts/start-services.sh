@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Starts what the integration tests need on this machine: Debian's Postgres 15 and a Temporal
-# dev server (the official `temporal` CLI). Idempotent: a service already answering is reused.
-# Source it to get DATABASE_URL and TEMPORAL_ADDRESS exported into your shell.
+# Starts what the integration tests need on this machine: a Debian Postgres cluster on $PGPORT
+# (default 5432) and a Temporal dev server (the official `temporal` CLI) on $TEMPORAL_PORT (7233).
+# Idempotent: a service already answering is reused. The Postgres cluster is the one pg_lsclusters
+# lists on $PGPORT, created when there is none (named main when the newest installed version has no
+# main yet, else icl_sweep_$PGPORT); clusters on other ports are left alone. Source it to get
+# DATABASE_URL and TEMPORAL_ADDRESS exported into your shell.
 set -euo pipefail
 
 : "${PGPORT:=5432}"
@@ -10,13 +13,19 @@ state_dir="${ICL_SWEEP_SERVICES_DIR:-/tmp/icl-sweep-services}"
 mkdir -p "$state_dir"
 
 if ! pg_isready -q -h localhost -p "$PGPORT"; then
-  cluster=$(pg_lsclusters --no-header | awk '{print $1" "$2}' | head -1)
+  cluster=$(pg_lsclusters --no-header | awk -v port="$PGPORT" '$3 == port {print $1" "$2; exit}')
   if [ -z "$cluster" ]; then
-    pg_createcluster 15 main --port "$PGPORT" >/dev/null
-    cluster="15 main"
+    version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+    name=main
+    if pg_lsclusters --no-header | awk -v v="$version" '$1 == v && $2 == "main" {found=1} END {exit !found}'; then
+      name="icl_sweep_$PGPORT"
+    fi
+    pg_createcluster "$version" "$name" --port "$PGPORT" >/dev/null
+    cluster="$version $name"
   fi
   pg_ctlcluster $cluster start
   for _ in $(seq 1 30); do pg_isready -q -h localhost -p "$PGPORT" && break; sleep 1; done
+  pg_isready -q -h localhost -p "$PGPORT"
 fi
 # Tests connect over TCP with a password, as workers on other machines would.
 su postgres -c "psql -q -p $PGPORT -c \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null

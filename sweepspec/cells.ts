@@ -24,8 +24,6 @@ export interface PreparedModel {
   family: string;
   /** Module names (groups included) the model's family supports. */
   modules: ModuleName[];
-  /** Set when the engine rejected the model's files (corrupt, incomplete): its cells run and fail with this reason. */
-  broken?: string;
 }
 
 /** What the prepare activity learned about a dataset (engine.describeDataset). */
@@ -128,20 +126,24 @@ export function layersFor(spec: Pick<SweepSpec, 'layers'>, model: Pick<PreparedM
   return [...spec.layers];
 }
 
-/** Problems of a valid spec that only the models can reveal (layer out of range, module no model has), by field. */
-export function gridProblems(spec: SweepSpec, prepared: PreparedSweep): string[] {
+/**
+ * Problems of a valid spec that only the models can reveal (layer out of range, module no model has), by
+ * field. `allModels: false`: `prepared` holds only some of the spec's models, so a module none of them
+ * has may still be another's and is not reported.
+ */
+export function gridProblems(spec: SweepSpec, prepared: PreparedSweep, allModels = true): string[] {
   const problems: string[] = [];
   if (spec.layers !== 'all') {
     spec.layers.forEach((layer, i) => {
       for (const m of prepared.models) {
-        if (!m.broken && layer >= m.numLayers) {
+        if (layer >= m.numLayers) {
           problems.push(`layers[${i}]: layer ${layer} is out of range for model "${m.name}" (${m.numLayers} layers: 0..${m.numLayers - 1}, or -1 for every layer)`);
         }
       }
     });
   }
   spec.modules.forEach((module, i) => {
-    if (!prepared.models.some((m) => !m.broken && m.modules.includes(module)) && prepared.models.some((m) => !m.broken)) {
+    if (allModels && !prepared.models.some((m) => m.modules.includes(module))) {
       const families = [...new Set(prepared.models.map((m) => m.family))].join(', ');
       problems.push(`modules[${i}]: "${module}" is not a module of any model in the sweep (families: ${families})`);
     }

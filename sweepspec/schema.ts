@@ -2,10 +2,36 @@
  * The sweep spec: one schema shared by the `sweep` workflow (which validates its input with it)
  * and the CLI (which rejects a bad file before starting anything). Pure: no Node imports, so
  * the workflow bundle can use it.
+ *
+ * Strict: a key the schema does not know is an error naming it, with the closest known key as a
+ * suggestion (a misspelled `maxInflight` must not silently fall back to the default); so is a
+ * module, task or recipe name outside the engine's vocabulary.
  */
 import { z } from 'zod';
 import type { CustomTask, DatasetSpec, ModelSpec, Scoring } from '../engine/types.ts';
-import { MODULES, PROTOCOLS } from '../engine/vocabulary.ts';
+import { MODULES, PROTOCOLS, RECIPES } from '../engine/vocabulary.ts';
+import { didYouMean } from '../engine/suggest.ts';
+
+/** An object schema that refuses unknown keys, naming each with the closest known one. */
+function strict<Shape extends z.ZodRawShape>(shape: Shape) {
+  const known = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((k) => `unknown key "${k}"${didYouMean(k, known)}`).join('; ')
+        : undefined,
+  });
+}
+
+/** One of `values`, else an error naming the value with the closest known one. */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T, what: string) {
+  return z.enum(values, {
+    error: (issue) =>
+      typeof issue.input === 'string'
+        ? `unknown ${what} "${issue.input}"${didYouMean(issue.input, values)}; known: ${values.join(', ')}`
+        : `expected a ${what} name (${values.join(', ')})`,
+  });
+}
 
 const name = z
   .string()
@@ -13,7 +39,7 @@ const name = z
   .max(100)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._\/-]*$/, 'letters, digits, ".", "_", "-" and "/" only');
 
-export const modelSchema = z.object({
+export const modelSchema = strict({
   name,
   /** A folder in the layout Hugging Face's ONNX exporters write (config.json, tokenizer.json, the ONNX file), or a Hub id `org/name[@revision]` in the local Hugging Face cache. */
   path: z.string().min(1),
@@ -33,7 +59,7 @@ export const taskNameSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a task name: letters, digits, ".", "_" and "-"');
 
 /** A task for any labelled dataset: a demonstration template and one verbalizer word per label. */
-export const customTaskSchema = z.object({
+export const customTaskSchema = strict({
   /** One demonstration, with {field} placeholders and exactly one {answer}; the query is the text before {answer}. */
   template: z.string().refine((t) => t.split('{answer}').length === 2, 'must contain {answer} exactly once'),
   /** Label value (as it appears in the data) -> verbalizer word; each word must be a single token after a space. */
@@ -41,16 +67,15 @@ export const customTaskSchema = z.object({
   labelField: z.string().min(1).default('label'),
 }) satisfies z.ZodType<CustomTask>;
 
-export const datasetSchema = z
-  .object({
-    name,
-    /** Required with "path"; a recipe brings its own task, which this overrides when given. */
-    task: z.union([taskNameSchema, customTaskSchema]).optional(),
-    /** A folder with train / validation / test files (Parquet, JSON Lines or CSV) in Hugging Face's layout. */
-    path: z.string().min(1).optional(),
-    /** A named dataset prepared from files that registry packages ship (e.g. "sentiment-uci/yelp"). */
-    recipe: z.string().min(1).optional(),
-  })
+export const datasetSchema = strict({
+  name,
+  /** Required with "path"; a recipe brings its own task, which this overrides when given. */
+  task: z.union([taskNameSchema, customTaskSchema]).optional(),
+  /** A folder with train / validation / test files (Parquet, JSON Lines or CSV) in Hugging Face's layout. */
+  path: z.string().min(1).optional(),
+  /** A named dataset prepared from files that registry packages ship (e.g. "sentiment-uci/yelp"). */
+  recipe: oneOf(RECIPES, 'recipe').optional(),
+})
   .refine((d) => (d.path === undefined) !== (d.recipe === undefined), {
     message: 'give exactly one of "path" or "recipe"',
     path: ['path'],
@@ -60,7 +85,7 @@ export const datasetSchema = z
 const layerSchema = z.number().int().min(-1);
 
 /** Scoring as a spec writes it: a field left out takes its protocol's value (SCORING_BY_PROTOCOL). */
-export const scoringSchema = z.object({
+export const scoringSchema = strict({
   /** Multiple choice: summed log-likelihood (acc), length-normalised (acc_norm), or the paper's mean of raw logits. */
   multipleChoice: z.enum(['loglik', 'loglik-norm', 'mean-logits']).optional(),
   /** Exact truncated SVD (sound default) or the paper's randomized SVD (q = k, niter = 2, seeded). */
@@ -77,54 +102,50 @@ export const SCORING_BY_PROTOCOL: Record<(typeof PROTOCOLS)[number], Scoring> = 
   paper: { multipleChoice: 'mean-logits', svd: 'randomized' },
 };
 
-export const sweepSpecSchema = z
-  .object({
-    name,
-    models: z.array(modelSchema).min(1),
-    datasets: z.array(datasetSchema).min(1),
-    modules: z.array(z.enum(MODULES)).min(1),
-    /** Layer indices, -1 for "every layer at once", or "all" for each layer of the model in turn. */
-    layers: z.union([z.literal('all'), z.array(layerSchema).min(1)]),
-    ratios: z.array(z.number().min(0).lt(1)).min(1),
-    /** Demonstrations in the prompt; defaults to the protocol's number for each task. */
-    shots: z.number().int().min(0).max(64).optional(),
-    /** Seed of the shuffle that draws demonstrations and splits; defaults to the protocol's seed for each task. */
-    seed: z.number().int().min(0).optional(),
-    sizes: z
-      .object({
-        validationPerClass: z.number().int().positive().optional(),
-        testPerClass: z.number().int().positive().optional(),
-      })
-      .default({}),
-    /** Split the grid is evaluated on; with selection on, the grid runs on validation and the pick on test. */
-    split: z.enum(['validation', 'test']).default('test'),
-    /** default: the corrected protocol; paper: the paper's code where it differs (engine/tasks/README.md). */
-    protocol: z.enum(PROTOCOLS).default('default'),
-    scoring: scoringSchema.default({}),
-    /** Folders of task files (YAML) besides the builtin ones; workers must reach them like the dataset folders. */
-    taskDirs: z.array(z.string().min(1)).optional(),
-    /** Run the paper's Algorithm 1: pick the best cell per (model, dataset) on validation, then test it. */
-    selection: z.boolean().default(false),
-    maxInFlight: z.number().int().min(1).max(1000).default(4),
-    /** Cells finished per workflow run before it continues as new (keeps history small). */
-    continueAsNewAfter: z.number().int().min(1).default(500),
-    /** A cell whose worker sends no heartbeat for this long (e.g. a killed machine) is retried elsewhere. */
-    heartbeatTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
-    /** Attempts per cell for transient faults (bad input is never retried); then the cell is recorded as failed. */
-    cellAttempts: z.number().int().min(1).max(100).default(5),
-  })
-  .superRefine((spec, ctx) => {
-    for (const [field, items] of [
-      ['models', spec.models],
-      ['datasets', spec.datasets],
-    ] as const) {
-      const seen = new Set<string>();
-      items.forEach((item, i) => {
-        if (seen.has(item.name)) ctx.addIssue({ code: 'custom', path: [field, i, 'name'], message: `duplicate name "${item.name}"` });
-        seen.add(item.name);
-      });
-    }
-  })
+export const sweepSpecSchema = strict({
+  name,
+  models: z.array(modelSchema).min(1),
+  datasets: z.array(datasetSchema).min(1),
+  modules: z.array(oneOf(MODULES, 'module')).min(1),
+  /** Layer indices, -1 for "every layer at once", or "all" for each layer of the model in turn. */
+  layers: z.union([z.literal('all'), z.array(layerSchema).min(1)]),
+  ratios: z.array(z.number().min(0).lt(1)).min(1),
+  /** Demonstrations in the prompt; defaults to the protocol's number for each task. */
+  shots: z.number().int().min(0).max(64).optional(),
+  /** Seed of the shuffle that draws demonstrations and splits; defaults to the protocol's seed for each task. */
+  seed: z.number().int().min(0).optional(),
+  sizes: strict({
+    validationPerClass: z.number().int().positive().optional(),
+    testPerClass: z.number().int().positive().optional(),
+  }).default({}),
+  /** Split the grid is evaluated on; with selection on, the grid runs on validation and the pick on test. */
+  split: z.enum(['validation', 'test']).default('test'),
+  /** default: the corrected protocol; paper: the paper's code where it differs (engine/tasks/README.md). */
+  protocol: oneOf(PROTOCOLS, 'protocol').default('default'),
+  scoring: scoringSchema.default({}),
+  /** Folders of task files (YAML) besides the builtin ones; workers must reach them like the dataset folders. */
+  taskDirs: z.array(z.string().min(1)).optional(),
+  /** Run the paper's Algorithm 1: pick the best cell per (model, dataset) on validation, then test it. */
+  selection: z.boolean().default(false),
+  maxInFlight: z.number().int().min(1).max(1000).default(4),
+  /** Cells finished per workflow run before it continues as new (keeps history small). */
+  continueAsNewAfter: z.number().int().min(1).default(500),
+  /** A cell whose worker sends no heartbeat for this long (e.g. a killed machine) is retried elsewhere. */
+  heartbeatTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+  /** Attempts per cell for transient faults (bad input is never retried); then the cell is recorded as failed. */
+  cellAttempts: z.number().int().min(1).max(100).default(5),
+}).superRefine((spec, ctx) => {
+  for (const [field, items] of [
+    ['models', spec.models],
+    ['datasets', spec.datasets],
+  ] as const) {
+    const seen = new Set<string>();
+    items.forEach((item, i) => {
+      if (seen.has(item.name)) ctx.addIssue({ code: 'custom', path: [field, i, 'name'], message: `duplicate name "${item.name}"` });
+      seen.add(item.name);
+    });
+  }
+})
   .transform(({ scoring, ...spec }) => ({ ...spec, scoring: { ...SCORING_BY_PROTOCOL[spec.protocol], ...scoring } as Scoring }));
 
 /** What a user writes (defaults optional). */
@@ -132,13 +153,14 @@ export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
 /** A validated spec with defaults filled in. */
 export type SweepSpec = z.output<typeof sweepSpecSchema>;
 
-/** One line per problem, each naming its field, e.g. `models[0].path: Required`. */
+/** One line per problem, each naming its field, e.g. `models[0].path: Required` (one line per unknown key). */
 export function formatSpecIssues(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue) => {
     const path = issue.path
       .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
       .join('');
-    return `${path || '(spec)'}: ${issue.message}`;
+    const messages = issue.code === 'unrecognized_keys' ? issue.message.split('; ') : [issue.message];
+    return messages.map((m) => `${path || '(spec)'}: ${m}`);
   });
 }
 

@@ -19,12 +19,19 @@
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
  *   ICL_SWEEP_TASK_DIRS     folders of task files (YAML) besides the builtin ones, separated like PATH
  *   ICL_SWEEP_SHUTDOWN_GRACE_SECONDS  time a stopping worker gives running cells to finish (default 30)
+ *   ICL_SWEEP_DATA_ROOTS    folders model and dataset paths must lie under, separated by ":" (default:
+ *                           ./data, the cache folder, the Hugging Face Hub cache, test/fixtures)
+ *   ICL_SWEEP_MAX_EXAMPLE_KB, ICL_SWEEP_MAX_DATASET_MB   largest example (1024) and dataset (512) read
+ *   ICL_SWEEP_DATASET_CACHE_MB   parsed datasets kept in memory (default 1024)
  */
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TLSConfig } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
 import { taskDirsFromEnv } from '../engine/tasks/registry.ts';
+import { hubCacheDir } from '../engine/hub.ts';
 
 export interface TemporalConfig {
   address: string;
@@ -37,7 +44,22 @@ export interface TemporalConfig {
 
 export type WorkerRole = 'workflows' | 'cells';
 
-export interface WorkerConfig {
+/** What the engine of a worker (or of the CLI's file checks) is configured with. */
+export interface EngineConfig {
+  executionProvider: 'cpu' | 'cuda';
+  cacheDir: string;
+  maxModels: number;
+  decompositionCacheBytes: number;
+  threads?: number;
+  /** Folders model and dataset paths must lie under (absolute). */
+  dataRoots: string[];
+  datasetLimits: { exampleBytes: number; datasetBytes: number };
+  datasetCacheBytes: number;
+  /** Folders of task files besides the builtin ones (ICL_SWEEP_TASK_DIRS). */
+  taskDirs: string[];
+}
+
+export interface WorkerConfig extends EngineConfig {
   temporal: TemporalConfig;
   databaseUrl?: string;
   taskQueue: string;
@@ -45,15 +67,23 @@ export interface WorkerConfig {
   concurrency: number;
   /** undefined: no metrics server. */
   metricsPort?: number;
-  executionProvider: 'cpu' | 'cuda';
-  cacheDir: string;
-  maxModels: number;
-  decompositionCacheBytes: number;
-  threads?: number;
-  /** Folders of task files besides the builtin ones (ICL_SWEEP_TASK_DIRS). */
-  taskDirs: string[];
   shutdownGraceSeconds: number;
   workerName: string;
+}
+
+/** The repository's test fixtures: the tests' and `demo --tiny`'s models and datasets. */
+const FIXTURES_DIR = fileURLToPath(new URL('../test/fixtures', import.meta.url));
+
+/**
+ * ICL_SWEEP_DATA_ROOTS (":"-separated, relative to the working directory), else ./data (the demo's
+ * models), the cache folder (prepared recipes), the local Hugging Face Hub cache (models given by Hub
+ * id) and the repository's test/fixtures.
+ */
+export function dataRootsFromEnv(env: Env, cacheDir: string): string[] {
+  const given = env.ICL_SWEEP_DATA_ROOTS;
+  const roots = given ? given.split(path.delimiter).filter((r) => r.trim() !== '') : ['data', cacheDir, hubCacheDir(env), FIXTURES_DIR];
+  if (roots.length === 0) throw new Error('ICL_SWEEP_DATA_ROOTS: no folder given');
+  return roots.map((r) => path.resolve(r));
 }
 
 type Env = Record<string, string | undefined>;
@@ -107,26 +137,37 @@ export function temporalConfigFromEnv(env: Env = process.env): TemporalConfig {
   };
 }
 
-export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
+/** The engine's settings from ICL_SWEEP_* variables (no Temporal or database settings). */
+export function engineConfigFromEnv(env: Env = process.env): EngineConfig {
   const provider = env.ICL_SWEEP_EXECUTION_PROVIDER || 'cpu';
   if (provider !== 'cpu' && provider !== 'cuda') throw new Error(`ICL_SWEEP_EXECUTION_PROVIDER: "cpu" or "cuda", got "${provider}"`);
+  const threads = env.ICL_SWEEP_THREADS ? int(env, 'ICL_SWEEP_THREADS', 0, 1) : undefined;
+  const cacheDir = env.ICL_SWEEP_CACHE_DIR || DEFAULT_CACHE_DIR;
+  return {
+    executionProvider: provider,
+    cacheDir,
+    maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
+    decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
+    ...(threads !== undefined ? { threads } : {}),
+    dataRoots: dataRootsFromEnv(env, cacheDir),
+    datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },
+    datasetCacheBytes: int(env, 'ICL_SWEEP_DATASET_CACHE_MB', 1024) * 2 ** 20,
+    taskDirs: taskDirsFromEnv(env),
+  };
+}
+
+export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
   const roles = (env.ICL_SWEEP_ROLES || 'workflows,cells').split(',').map((r) => r.trim()).filter(Boolean);
   for (const r of roles) if (r !== 'workflows' && r !== 'cells') throw new Error(`ICL_SWEEP_ROLES: "workflows" and/or "cells", got "${r}"`);
   const metrics = env.ICL_SWEEP_METRICS_PORT;
-  const threads = env.ICL_SWEEP_THREADS ? int(env, 'ICL_SWEEP_THREADS', 0, 1) : undefined;
   return {
+    ...engineConfigFromEnv(env),
     temporal: temporalConfigFromEnv(env),
     databaseUrl: env.DATABASE_URL || undefined,
     taskQueue: env.ICL_SWEEP_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     roles: roles as WorkerRole[],
     concurrency: int(env, 'ICL_SWEEP_CONCURRENCY', 1, 1),
     metricsPort: metrics === 'off' ? undefined : int(env, 'ICL_SWEEP_METRICS_PORT', 9464),
-    executionProvider: provider,
-    cacheDir: env.ICL_SWEEP_CACHE_DIR || DEFAULT_CACHE_DIR,
-    maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
-    decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
-    ...(threads !== undefined ? { threads } : {}),
-    taskDirs: taskDirsFromEnv(env),
     shutdownGraceSeconds: int(env, 'ICL_SWEEP_SHUTDOWN_GRACE_SECONDS', 30),
     workerName: env.ICL_SWEEP_WORKER_NAME || `${os.hostname()}:${process.pid}`,
   };

@@ -1,18 +1,20 @@
 /**
  * Creates a sweep worker: the one module the worker entry (worker/main.ts), the CLI's demo and the
  * tests use. A worker process polls
- *  - the sweep task queue ("icl-sweep"): the `sweep` workflow and its light activities, and
- *  - the cells queue ("icl-sweep-cells"): evaluateCell, at most `concurrency` at a time,
- * over one connection, with one engine (models kept loaded, LRU) and one database pool.
+ *  - the sweep task queue ("icl-sweep"): the `sweep` workflow and its light (database) activities, and
+ *  - the cells queue ("icl-sweep-cells"): prepareSweep and evaluateCell, at most `concurrency` at a
+ *    time: everything that reads model and dataset files,
+ * over one connection, with one database pool and, when it runs cells, one engine (models kept
+ * loaded, LRU). A workflows-only worker has no engine and reads no model or dataset file.
  */
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Engine, EngineOptions } from '../engine/types.ts';
 import { createDb, migrate, type Db } from '../db/client.ts';
-import { createCellActivities, createSweepActivities, type ActivityContext } from '../activities/index.ts';
+import { createCellActivities, createSweepActivities, type ActivityContext, type CellActivityContext } from '../activities/index.ts';
 import type { Metrics } from '../activities/context.ts';
 import { cellsTaskQueue } from '../workflows/queues.ts';
-import type { WorkerConfig } from './config.ts';
+import type { EngineConfig, WorkerConfig } from './config.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -48,6 +50,10 @@ export interface WorkerDeps {
 
 export interface SweepWorker {
   readonly context: ActivityContext;
+  /** The engine's version (cell keys carry it). */
+  readonly engineVersion: string;
+  /** The engine, on a worker that runs cells. */
+  readonly engine?: Engine;
   readonly taskQueue: string;
   /** Resolves when every poller has stopped (after shutdown()); closes what this module opened. */
   run(): Promise<void>;
@@ -63,13 +69,16 @@ async function defaultMetrics(): Promise<Metrics> {
  * The engine options of a worker: the config's, and every model load (a cell's, or the one describeModel
  * does in a sweep's prepare step) recorded as metrics.modelLoad(seconds).
  */
-export function engineOptions(config: WorkerConfig, metrics: Pick<Metrics, 'modelLoad'>): EngineOptions {
+export function engineOptions(config: EngineConfig, metrics: Pick<Metrics, 'modelLoad'>): EngineOptions {
   return {
     executionProvider: config.executionProvider,
     cacheDir: config.cacheDir,
     maxModels: config.maxModels,
     decompositionCacheBytes: config.decompositionCacheBytes,
     ...(config.threads !== undefined ? { threads: config.threads } : {}),
+    dataRoots: config.dataRoots,
+    datasetLimits: config.datasetLimits,
+    datasetCacheBytes: config.datasetCacheBytes,
     taskDirs: config.taskDirs,
     onModelLoad: (seconds) => metrics.modelLoad(seconds),
   };
@@ -79,12 +88,13 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
   const owned: (() => Promise<void>)[] = [];
   try {
     const metrics = deps.metrics ?? (await defaultMetrics());
+    const runsCells = config.roles.includes('cells');
     let engine = deps.engine;
     let engineVersion = deps.engineVersion;
-    if (!engine || !engineVersion) {
+    if (!engineVersion || (runsCells && !engine)) {
       const mod = await import('../engine/index.ts');
       engineVersion ??= mod.ENGINE_VERSION;
-      if (!engine) {
+      if (runsCells && !engine) {
         const created = mod.createEngine(engineOptions(config, metrics));
         engine = created;
         owned.push(() => created.close());
@@ -97,13 +107,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       await migrate(created);
       db = created;
     }
-    const context: ActivityContext = {
-      engine,
-      engineVersion: engineVersion!,
-      db,
-      metrics,
-      workerName: config.workerName,
-    };
+    const context: ActivityContext = { db, metrics, workerName: config.workerName };
 
     let connection = deps.connection;
     if (!connection) {
@@ -140,7 +144,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
         await Worker.create({
           ...common,
           taskQueue: cellsTaskQueue(config.taskQueue),
-          activities: createCellActivities(context),
+          activities: createCellActivities({ ...context, engine: engine!, engineVersion } satisfies CellActivityContext),
           maxConcurrentActivityTaskExecutions: config.concurrency,
         }),
       );
@@ -152,6 +156,8 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
     };
     return {
       context,
+      engineVersion,
+      ...(runsCells ? { engine } : {}),
       taskQueue: config.taskQueue,
       async run() {
         try {

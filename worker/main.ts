@@ -20,7 +20,7 @@ async function main(): Promise<void> {
     worker: config.workerName,
     taskQueue: config.taskQueue,
     executionProvider: config.executionProvider,
-    engineVersion: worker.context.engineVersion,
+    engineVersion: worker.engineVersion,
   });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {

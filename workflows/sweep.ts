@@ -80,8 +80,6 @@ export const progressQuery = defineQuery<SweepProgress>('progress');
 const lightRetry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20, nonRetryableErrorTypes: ['InvalidSpec'] };
 /** Database work on the sweep's task queue (transient faults, e.g. Postgres restarting, are retried). */
 const light = proxyActivities<SweepActivities>({ startToCloseTimeout: '10 minutes', retry: lightRetry });
-/** Fingerprinting reads every model file once (the engine caches it): allow for very large models. */
-const preparation = proxyActivities<Pick<SweepActivities, 'prepareSweep'>>({ startToCloseTimeout: '2 hours', retry: lightRetry });
 
 function describeFailure(err: unknown): string {
   let e = err as { message?: string; cause?: unknown; type?: string; name?: string } | undefined;
@@ -153,6 +151,15 @@ export async function sweep(input: unknown, carried?: SweepState): Promise<Sweep
       maximumAttempts: spec.cellAttempts,
       nonRetryableErrorTypes: ['EngineInputError'],
     },
+  });
+
+  // Preparing reads the model and dataset files, so it runs where the cells do (the workers that mount
+  // them). Fingerprinting reads every model file once (the engine caches it): allow for very large models.
+  const preparation = proxyActivities<Pick<CellActivities, 'prepareSweep'>>({
+    taskQueue: cellsTaskQueue(info.taskQueue),
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${spec.heartbeatTimeoutSeconds} seconds`,
+    retry: lightRetry,
   });
 
   let prepared: PreparedSweep;

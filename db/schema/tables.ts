@@ -74,6 +74,12 @@ export const cells = pgTable(
     startedAt: tstz('started_at'),
     finishedAt: tstz('finished_at'),
     worker: text('worker'),
+    /**
+     * The Temporal activity whose evaluation stored the result ("<workflow id>/<run id>/<activity id>"):
+     * a retry of that same activity (its completion lost, e.g. to a server restart) finds its own
+     * result, which the sweep counts as computed, not reused.
+     */
+    computedBy: text('computed_by'),
     error: text('error'),
     /** Recorded attempts (results and failures). */
     attempts: integer('attempts').notNull().default(0),

@@ -8,17 +8,21 @@
  * `.json` is a JSON array of objects or JSON Lines; `.jsonl` / `.ndjson` are JSON Lines; `.csv` has a
  * header row (values stay strings; labels are mapped through the task). Parquet integers that
  * arrive as BigInt are turned into numbers.
+ *
+ * Bounded input: the split files together may hold at most `limits.datasetBytes`, checked from their
+ * sizes before any row is parsed (and again on the parsed text); each file's reader (formats.ts)
+ * checks one example against `limits.exampleBytes` while reading.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parse as parseCsv } from 'csv-parse/sync';
-import { parquetReadObjects } from 'hyparquet';
 import { EngineInputError } from '../types.ts';
+import { DEFAULT_LIMITS, formatBytes, readSplitFile, rowBytes, type DatasetLimits, type Row } from './formats.ts';
+
+export { DEFAULT_LIMITS, formatBytes, type DatasetLimits, type Row } from './formats.ts';
 
 export const SPLITS = ['train', 'validation', 'test'] as const;
 export type SplitName = (typeof SPLITS)[number];
-export type Row = Record<string, unknown>;
 
 export interface SplitFiles {
   split: SplitName;
@@ -89,60 +93,6 @@ export async function discoverSplits(dir: string): Promise<Partial<Record<SplitN
   return out;
 }
 
-function normalise(value: unknown): unknown {
-  if (typeof value === 'bigint') return Number(value);
-  return value;
-}
-
-function parseJsonLines(text: string, file: string): Row[] {
-  const rows: Row[] = [];
-  const lines = text.split(/\r?\n/);
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch (e) {
-      throw new EngineInputError(`${file}: line ${i + 1} is not valid JSON (${(e as Error).message})`, file);
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new EngineInputError(`${file}: line ${i + 1} is not a JSON object`, file);
-    }
-    rows.push(value as Row);
-  });
-  return rows;
-}
-
-async function readOne(file: string, bytes: Buffer): Promise<Row[]> {
-  const ext = file.slice(file.lastIndexOf('.') + 1);
-  try {
-    if (ext === 'parquet') {
-      const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-      const rows = (await parquetReadObjects({ file: ab })) as Row[];
-      for (const row of rows) for (const k of Object.keys(row)) row[k] = normalise(row[k]);
-      return rows;
-    }
-    const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
-    if (ext === 'csv') {
-      return parseCsv(text, { columns: true, skip_empty_lines: true, relax_quotes: false }) as Row[];
-    }
-    if (ext === 'json') {
-      const trimmed = text.trimStart();
-      if (trimmed.startsWith('[')) {
-        const value = JSON.parse(text) as unknown;
-        if (!Array.isArray(value) || value.some((r) => r === null || typeof r !== 'object' || Array.isArray(r))) {
-          throw new EngineInputError(`${file}: expected a JSON array of objects`, file);
-        }
-        return value as Row[];
-      }
-    }
-    return parseJsonLines(text, file);
-  } catch (e) {
-    if (e instanceof EngineInputError) throw e;
-    throw new EngineInputError(`${file}: cannot read as ${ext}: ${(e as Error).message}`, file);
-  }
-}
-
 export interface ReadDataset {
   dir: string;
   splits: Partial<Record<SplitName, SplitRows>>;
@@ -150,38 +100,69 @@ export interface ReadDataset {
   filesHash: string;
   /** Size and mtime of every file read, to notice a changed folder. */
   signature: string;
+  /** Bytes the parsed rows' values take as text (what the dataset cache counts against its bound). */
+  bytes: number;
 }
 
-/** Reads every split of a dataset folder into rows. */
-export async function readDatasetFolder(dir: string): Promise<ReadDataset> {
+/** Reads every split of a dataset folder into rows, within `limits`. */
+export async function readDatasetFolder(dir: string, limits: DatasetLimits = DEFAULT_LIMITS): Promise<ReadDataset> {
   const found = await discoverSplits(dir);
+  const files = SPLITS.flatMap((split) => found[split]?.files ?? []);
+  const sizes = new Map<string, { size: number; mtimeMs: number }>();
+  let total = 0;
+  for (const file of files) {
+    let st;
+    try {
+      st = await stat(file);
+    } catch {
+      throw new EngineInputError(`${file}: cannot read`, file);
+    }
+    sizes.set(file, st);
+    total += st.size;
+  }
+  if (total > limits.datasetBytes) {
+    throw new EngineInputError(
+      `dataset ${dir}: its split files hold ${formatBytes(total)}, over the limit of ${formatBytes(limits.datasetBytes)} per dataset (ICL_SWEEP_MAX_DATASET_MB)`,
+      dir,
+    );
+  }
   const hash = createHash('sha256');
   const splits: Partial<Record<SplitName, SplitRows>> = {};
   const sig: string[] = [];
+  let bytes = 0;
   for (const split of SPLITS) {
     const sf = found[split];
     if (!sf) continue;
     const rows: Row[] = [];
     const counts: number[] = [];
     for (const file of sf.files) {
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(file);
-      } catch (e) {
-        throw new EngineInputError(`${file}: cannot read: ${(e as Error).message}`, file);
-      }
-      const st = await stat(file);
+      const st = sizes.get(file)!;
       sig.push(`${file}:${st.size}:${st.mtimeMs}`);
-      hash.update(`${relative(dir, file)}\0${bytes.length}\0`);
-      hash.update(bytes);
-      const part = await readOne(file, bytes);
-      for (const r of part) rows.push(r);
+      hash.update(`${relative(dir, file)}\0${st.size}\0`);
+      let part: Row[];
+      try {
+        part = await readSplitFile(file, hash, limits);
+      } catch (e) {
+        if (e instanceof EngineInputError) throw e;
+        throw new EngineInputError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? 'I/O error'})`, file);
+      }
+      for (const r of part) {
+        rows.push(r);
+        bytes += rowBytes(r);
+      }
       counts.push(part.length);
     }
     const source = sf.files.length === 1 ? sf.files[0] : `${sf.files[0]} (+${sf.files.length - 1} shards)`;
     splits[split] = { split, files: sf.files, source, rows, counts };
   }
-  return { dir, splits, filesHash: hash.digest('hex'), signature: sig.join('|') };
+  // Parsed text can outgrow the files (Parquet's dictionary encoding repeats one value for many rows).
+  if (bytes > limits.datasetBytes) {
+    throw new EngineInputError(
+      `dataset ${dir}: its rows hold ${formatBytes(bytes)} of text, over the limit of ${formatBytes(limits.datasetBytes)} per dataset (ICL_SWEEP_MAX_DATASET_MB)`,
+      dir,
+    );
+  }
+  return { dir, splits, filesHash: hash.digest('hex'), signature: sig.join('|'), bytes };
 }
 
 /** Size+mtime signature of the files a dataset folder would be read from (cheap; for cache validation). */

@@ -1,8 +1,9 @@
 /**
  * Datasets: a folder of split files (see files.ts) checked against a task. Every present split
- * must have the task's fields; the train split must be fully labelled with labels the task
+ * must have the task's fields; the train split must have rows, all labelled with labels the task
  * knows; a validation or test split is either fully labelled or fully unlabelled (label column
- * absent, or every label -1 / null / "", as in GLUE's and SuperGLUE's test splits).
+ * absent, or every label -1 / null / "", as in GLUE's and SuperGLUE's test splits). Messages name
+ * file, row and field, never a value from the file.
  *
  * Fingerprint: sha256 of (each file's path relative to the folder + its bytes) and the canonical
  * JSON of the resolved task definition (templates, verbalizers, label map, defaults).
@@ -13,9 +14,13 @@ import type { CustomTask, DatasetSpec } from '../types.ts';
 import type { ResolvedTask } from '../tasks/definitions.ts';
 import { resolveTask, type TaskLookup } from '../tasks/registry.ts';
 import { EngineInputError, type DatasetInfo } from '../types.ts';
-import { folderSignature, readDatasetFolder, SPLITS, type Row, type SplitName, type SplitRows } from './files.ts';
+import type { DataRoots } from '../paths.ts';
+import { DEFAULT_LIMITS, folderSignature, readDatasetFolder, SPLITS, type DatasetLimits, type Row, type SplitName, type SplitRows } from './files.ts';
 
-export { discoverSplits, readDatasetFolder, SPLITS, type Row, type SplitName } from './files.ts';
+export { DEFAULT_LIMITS, discoverSplits, formatBytes, readDatasetFolder, SPLITS, type DatasetLimits, type Row, type SplitName } from './files.ts';
+
+/** Bound of the parsed datasets a worker keeps in memory (their values as text), by default. */
+export const DEFAULT_DATASET_CACHE_BYTES = 1024 * 2 ** 20;
 
 export interface PreparedSplit {
   split: SplitName;
@@ -65,8 +70,7 @@ function checkFields(split: SplitRows, task: ResolvedTask): void {
   if (split.rows.length === 0) return;
   for (const field of task.fields) {
     if (!split.rows.some((r) => r[field] !== undefined)) {
-      const have = Object.keys(split.rows[0]).join(', ');
-      throw new EngineInputError(`${split.source}: missing field "${field}" (task ${task.name} needs it; the file has: ${have})`, split.files[0]);
+      throw new EngineInputError(`${split.source}: missing field "${field}" (task ${task.name} needs it; no row has it)`, split.files[0]);
     }
     const bad = split.rows.findIndex((r) => r[field] === undefined || r[field] === null);
     if (bad >= 0) {
@@ -94,7 +98,7 @@ function mapLabels(split: SplitRows, task: ResolvedTask, mustBeLabelled: boolean
     const cls = Object.prototype.hasOwnProperty.call(task.labels, key) ? task.labels[key] : undefined;
     if (cls === undefined) {
       const file = fileOfRow(split, i);
-      const what = isUnlabelled(raw) ? `is missing or unlabelled (${JSON.stringify(raw ?? null)})` : `has unknown label ${JSON.stringify(raw)}`;
+      const what = isUnlabelled(raw) ? 'is missing or unlabelled' : 'has a value that is not one of its labels';
       throw new EngineInputError(`${file}: row ${i}: field "${field}" ${what}; task ${task.name} knows ${labelKeysText(task)}`, file);
     }
     labels[i] = cls;
@@ -104,6 +108,8 @@ function mapLabels(split: SplitRows, task: ResolvedTask, mustBeLabelled: boolean
 
 export function prepareDataset(read: Awaited<ReturnType<typeof readDatasetFolder>>, task: ResolvedTask): PreparedDataset {
   const splits: Partial<Record<SplitName, PreparedSplit>> = {};
+  const train = read.splits.train;
+  if (train && train.rows.length === 0) throw new EngineInputError(`${train.source}: the train split has no rows`, train.files[0]);
   for (const name of SPLITS) {
     const split = read.splits[name];
     if (!split) continue;
@@ -141,35 +147,69 @@ async function resolveRecipe(name: string, cacheDir: string): Promise<{ path: st
   return mod.prepareRecipe(name, { cacheDir });
 }
 
-/** Where a dataset spec's files are and which task applies (a spec's task overrides a recipe's). */
-export async function resolveDatasetSpec(spec: DatasetSpec, cacheDir: string): Promise<{ dir: string; task: string | CustomTask }> {
+/**
+ * Where a dataset spec's files are and which task applies (a spec's task overrides a recipe's). With
+ * `roots`, a path must lie under them (recipes are prepared by the engine in its own cache folder).
+ */
+export async function resolveDatasetSpec(
+  spec: DatasetSpec,
+  cacheDir: string,
+  roots?: DataRoots,
+): Promise<{ dir: string; task: string | CustomTask }> {
   if (spec.recipe !== undefined) {
     const r = await resolveRecipe(spec.recipe, cacheDir);
     return { dir: resolvePath(r.path), task: spec.task ?? r.task };
   }
   if (spec.path === undefined) throw new EngineInputError(`dataset "${spec.name}" has neither "path" nor "recipe"`, spec.name);
   if (spec.task === undefined) throw new EngineInputError(`dataset "${spec.name}" is given by path and needs a "task"`, spec.name);
-  return { dir: resolvePath(spec.path), task: spec.task };
+  const dir = roots ? await roots.folder('dataset folder', spec.path) : resolvePath(spec.path);
+  return { dir, task: spec.task };
+}
+
+export interface DatasetCacheOptions {
+  limits?: DatasetLimits;
+  /** Bound of the kept datasets, counted as the bytes of their values as text; default DEFAULT_DATASET_CACHE_BYTES. */
+  maxBytes?: number;
+  /** Folders dataset paths must lie under; undefined: any path. */
+  roots?: DataRoots;
+  /** Task folders of the engine (a dataset's own taskDirs are looked up after them). */
+  taskDirs?: readonly string[];
 }
 
 /**
- * Loads and checks datasets, keeping the parsed rows in memory per (folder, task). A cached entry
- * is reused while the files' sizes and modification times are unchanged.
+ * Loads and checks datasets, keeping the parsed rows in memory per (folder, task), least recently
+ * used first out once they hold more than `maxBytes` (a dataset larger than that is not kept). A
+ * cached entry is reused while the files' sizes and modification times are unchanged.
  */
 export class DatasetCache {
-  private entries = new Map<string, { signature: string; dataset: PreparedDataset }>();
+  private entries = new Map<string, { signature: string; dataset: PreparedDataset; bytes: number }>();
   private pending = new Map<string, Promise<PreparedDataset>>();
+  private heldBytes = 0;
+  private readonly limits: DatasetLimits;
+  private readonly maxBytes: number;
+  private readonly roots?: DataRoots;
+  private readonly taskDirs: readonly string[];
 
   constructor(
     private readonly cacheDir: string,
-    private readonly maxEntries = 8,
-    /** Task folders of the engine (a dataset's own taskDirs are looked up after them). */
-    private readonly taskDirs: readonly string[] = [],
-  ) {}
+    opts: DatasetCacheOptions = {},
+  ) {
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.maxBytes = opts.maxBytes ?? DEFAULT_DATASET_CACHE_BYTES;
+    this.roots = opts.roots;
+    this.taskDirs = opts.taskDirs ?? [];
+  }
+
+  /** Bytes the kept datasets hold (their values as text). */
+  get bytes(): number {
+    return this.heldBytes;
+  }
 
   async get(spec: DatasetSpec): Promise<PreparedDataset> {
-    const { dir, task } = await resolveDatasetSpec(spec, this.cacheDir);
-    const resolved = resolveTask(task, { dirs: [...this.taskDirs, ...(spec.taskDirs ?? [])], protocol: spec.protocol });
+    const { dir, task } = await resolveDatasetSpec(spec, this.cacheDir, this.roots);
+    // A spec's task folders are paths from a client like its dataset paths: they must lie under the roots too.
+    const specTaskDirs = await Promise.all((spec.taskDirs ?? []).map((d) => (this.roots ? this.roots.folder('task folder', d) : d)));
+    const resolved = resolveTask(task, { dirs: [...this.taskDirs, ...specTaskDirs], protocol: spec.protocol });
     const key = `${dir}\0${canonicalJson(resolved)}`;
     const inFlight = this.pending.get(key);
     if (inFlight) return inFlight;
@@ -181,10 +221,10 @@ export class DatasetCache {
         this.entries.set(key, hit);
         return hit.dataset;
       }
-      const read = await readDatasetFolder(dir);
+      if (hit) this.drop(key);
+      const read = await readDatasetFolder(dir, this.limits);
       const dataset = prepareDataset(read, resolved);
-      this.entries.set(key, { signature: read.signature, dataset });
-      while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+      this.keep(key, { signature: read.signature, dataset, bytes: read.bytes });
       return dataset;
     })();
     this.pending.set(key, p);
@@ -194,9 +234,26 @@ export class DatasetCache {
       this.pending.delete(key);
     }
   }
+
+  private keep(key: string, entry: { signature: string; dataset: PreparedDataset; bytes: number }): void {
+    if (entry.bytes > this.maxBytes) return;
+    this.entries.set(key, entry);
+    this.heldBytes += entry.bytes;
+    for (const oldest of this.entries.keys()) {
+      if (this.heldBytes <= this.maxBytes) break;
+      this.drop(oldest);
+    }
+  }
+
+  private drop(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.heldBytes -= e.bytes;
+  }
 }
 
 /** Reads and checks a dataset folder against a task (no caching). */
-export async function loadDataset(dir: string, task: string | CustomTask, lookup: TaskLookup = {}): Promise<PreparedDataset> {
-  return prepareDataset(await readDatasetFolder(resolvePath(dir)), resolveTask(task, lookup));
+export async function loadDataset(dir: string, task: string | CustomTask, limits: DatasetLimits = DEFAULT_LIMITS, lookup: TaskLookup = {}): Promise<PreparedDataset> {
+  return prepareDataset(await readDatasetFolder(resolvePath(dir), limits), resolveTask(task, lookup));
 }

@@ -18,6 +18,7 @@ import type { ModuleName } from '../vocabulary.ts';
 import { type DecompositionCache, matrixHash, sharedCache } from '../linalg/cache.ts';
 import { exactSvd, keptRank, randomizedSvd, reconstruct } from '../linalg/svd.ts';
 import { EngineInputError, type ModelInfo } from '../types.ts';
+import { parseJson } from '../json.ts';
 import { fingerprintFolder } from '../fingerprint.ts';
 import { modelFileFilter } from '../hub.ts';
 import { DT_FLOAT, externalDataFiles, fromFloat32, graphOf, LOGITS_POSITIONS, selectableLogits, type ModelProto, onnx, readModelProto, type TensorProto, tensorToFloat32, toNum, weightsToInputs } from './onnx.ts';
@@ -132,13 +133,12 @@ export interface CausalLM {
   readonly weightFeeding: WeightFeeding;
 }
 
+/** A JSON file of the model folder; a parse error says where, never what the file holds. */
 function readJson(path: string): Record<string, any> {
   if (!existsSync(path)) throw new EngineInputError(`file not found: ${path}`, path);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new EngineInputError(`invalid JSON in ${path}: ${(e as Error).message}`, path);
-  }
+  const value = parseJson(readFileSync(path, 'utf8'), path, path);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new EngineInputError(`${path} is not a JSON object`, path);
+  return value as Record<string, any>;
 }
 
 /** A model folder's tokenizer (tokenizer.json, tokenizer_config.json) and its BOS token, without the ONNX graph. */
@@ -150,7 +150,8 @@ export function loadTokenizer(dir: string) {
   try {
     tok = new Tokenizer(tj, tc);
   } catch (e) {
-    throw new EngineInputError(`cannot build a tokenizer from ${join(dir, 'tokenizer.json')}: ${(e as Error).message}`, join(dir, 'tokenizer.json'));
+    // The library's message may quote the file's contents: name only the file.
+    throw new EngineInputError(`cannot build a tokenizer from ${join(dir, 'tokenizer.json')} (not a Hugging Face tokenizer.json this library reads)`, join(dir, 'tokenizer.json'));
   }
   const plain = tok.encode('a', { add_special_tokens: false }).ids;
   const special = tok.encode('a', { add_special_tokens: true }).ids;

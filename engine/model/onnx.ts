@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { EngineInputError } from '../types.ts';
 
@@ -118,6 +118,10 @@ export async function tensorBytes(t: TensorProto, dir: string): Promise<Uint8Arr
   if (!isExternal(t)) return t.rawData && t.rawData.length > 0 ? t.rawData : null;
   const { location, offset, length } = externalInfo(t);
   const file = resolve(dir, location);
+  // As ONNX Runtime: external data lives in the model's folder (a location may not climb out of it).
+  if (isAbsolute(location) || relative(resolve(dir), file).startsWith('..')) {
+    throw new EngineInputError(`tensor ${t.name}: its external data location is outside the model folder ${dir}`, t.name);
+  }
   if (!location || !existsSync(file)) {
     throw new EngineInputError(`external data file not found for tensor ${t.name}: ${file}`, file);
   }

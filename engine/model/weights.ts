@@ -32,7 +32,8 @@ export function familyOf(config: Record<string, unknown>, configPath: string): F
   if (t === 'gpt2') return 'gpt2';
   if (t === 'llama' || t === 'qwen2' || t === 'mistral') return 'llama';
   if (t === 'gpt_neox') return 'gpt_neox';
-  throw new EngineInputError(`unsupported model_type "${t}" in ${configPath} (supported: gpt2, llama, qwen2, mistral, gpt_neox)`, configPath);
+  // The value is not quoted: messages never repeat the bytes of a user's file.
+  throw new EngineInputError(`${configPath}: model_type is missing or not supported (supported: gpt2, llama, qwen2, mistral, gpt_neox)`, configPath);
 }
 
 export interface Sizes {

@@ -10,6 +10,7 @@ import { basename, delimiter, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { BUILTIN_TASKS, type BuiltinTask, type Protocol } from '../vocabulary.ts';
+import { didYouMean } from '../suggest.ts';
 import { EngineInputError, type CustomTask } from '../types.ts';
 import { taskEntry, type TaskEntry } from './task-file.ts';
 import { resolveCustomTask, type ResolvedTask } from './definitions.ts';
@@ -101,7 +102,7 @@ export function resolveNamedTask(name: string, lookup: TaskLookup = {}): Resolve
   const entry = registry.find(name);
   if (!entry) {
     throw new EngineInputError(
-      `unknown task "${name}"; known tasks: ${describeTaskNames(registry)}. A task file <name>.yaml in a folder named by the spec's "taskDirs" or ${TASK_DIRS_ENV} adds one`,
+      `unknown task "${name}"${didYouMean(name, registry.entries.flatMap((e) => [e.name, ...e.aliases]))}; known tasks: ${describeTaskNames(registry)}. A task file <name>.yaml in a folder named by the spec's "taskDirs" or ${TASK_DIRS_ENV} adds one`,
       name,
     );
   }

@@ -1,7 +1,12 @@
+import { execFile } from 'node:child_process';
 import net from 'node:net';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { createDb, describeUrl, queryRows } from '../../db/client.ts';
+import { assertMigrated, createDb, describeUrl, queryRows } from '../../db/client.ts';
 import { createTestDatabase } from '../support/database.ts';
+import { REPO_ROOT } from '../support/temporal.ts';
+
+const execFileP = promisify(execFile);
 
 /** A port on localhost that nothing listens on. */
 async function closedPort(): Promise<number> {
@@ -45,6 +50,51 @@ describe('createDb', () => {
       } else {
         await err.close();
       }
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it('a URL of another database (mysql://) is refused, not used as Postgres on localhost', async () => {
+    for (const url of ['mysql://root:s3cr3t-pw@db.example:3306/results', 'localhost:5432/results']) {
+      const err = await createDb(url).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).toMatch(/^DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL/);
+      expect((err as Error).message).not.toContain('s3cr3t-pw');
+    }
+    expect(((await createDb('mysql://x@y/z').catch((e: Error) => e)) as Error).message).toMatch(/not a mysql: URL$/);
+    // postgresql:// is the same server type
+    const t = await createTestDatabase({ migrate: false });
+    try {
+      const db = await createDb(t.url.replace(/^postgres:/, 'postgresql:'));
+      expect((await queryRows(db, 'select 1 as one'))[0]).toEqual({ one: 1 });
+      await db.close();
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it('an unmigrated database gets "run npm run db:migrate", not a driver error', async () => {
+    const t = await createTestDatabase({ migrate: false });
+    try {
+      await expect(assertMigrated(t.db)).rejects.toThrow(/has no icl-sweep tables: run `npm run db:migrate`/);
+      const r = await execFileP(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'results', 'some-sweep'], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, DATABASE_URL: t.url },
+      }).catch((e: { code: number; stderr: string }) => e);
+      expect((r as { code: number }).code).toBe(1);
+      expect((r as { stderr: string }).stderr).toMatch(/^The database at .* has no icl-sweep tables: run `npm run db:migrate` \(with the same DATABASE_URL\) first\.\n$/);
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it('a database migrated by an older version is told to migrate too', async () => {
+    const t = await createTestDatabase();
+    try {
+      await assertMigrated(t.db);
+      await queryRows(t.db, 'delete from drizzle.__drizzle_migrations where id = (select max(id) from drizzle.__drizzle_migrations)');
+      await expect(assertMigrated(t.db)).rejects.toThrow(/has \d+ of the \d+ icl-sweep migrations: run `npm run db:migrate`/);
     } finally {
       await t.drop();
     }

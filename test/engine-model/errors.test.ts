@@ -1,9 +1,10 @@
 /** Bad input gives an EngineInputError that names what is wrong. */
-import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CausalLM, loadModel } from '../../engine/model/index.ts';
+import { onnx } from '../../engine/model/onnx.ts';
 import { EngineInputError } from '../../engine/types.ts';
 
 const MODELS = join(import.meta.dirname, '../fixtures/models');
@@ -91,12 +92,49 @@ describe('model errors', () => {
     expect((await inputError(loadModel(b, opts))).message).toContain(join(b, 'tokenizer.json'));
   });
 
-  it('an unsupported model_type names config.json', async () => {
-    const dir = copyOf('gpt2', 'opt');
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'opt', hidden_size: 32 }));
+  it('an unsupported model_type names config.json (not the value it holds)', async () => {
+    const dir = copyOf('gpt2', 'unsupported-type');
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'opt-secret-value', hidden_size: 32 }));
     const e = await inputError(loadModel(dir, opts));
-    expect(e.message).toContain('opt');
-    expect(e.message).toContain('config.json');
+    expect(e.message).toContain('model_type');
+    expect(e.message).toContain(join(dir, 'config.json'));
+    expect(e.message).not.toContain('secret');
+  });
+
+  it('a config.json linked to another file: the error names the file, never its bytes', async () => {
+    const secret = join(work, 'secret.txt');
+    writeFileSync(secret, 'root:x:0:0:hunter2:/root:/bin/bash\n');
+    const dir = copyOf('gpt2', 'linked-config');
+    unlinkSync(join(dir, 'config.json'));
+    symlinkSync(existsSync('/etc/passwd') ? '/etc/passwd' : secret, join(dir, 'config.json'));
+    const e = await inputError(loadModel(dir, opts));
+    expect(e.message).toBe(`${join(dir, 'config.json')} is not valid JSON`);
+    const other = copyOf('gpt2', 'linked-tokenizer');
+    writeFileSync(secret, JSON.stringify({ password: 'hunter2', model: { type: 'hunter2' } }));
+    unlinkSync(join(other, 'tokenizer.json'));
+    symlinkSync(secret, join(other, 'tokenizer.json'));
+    const t = await inputError(loadModel(other, opts));
+    expect(t.message).toContain(join(other, 'tokenizer.json'));
+    expect(t.message).not.toContain('hunter2');
+  });
+
+  it('external data outside the model folder is refused before it is read', async () => {
+    const dir = copyOf('llama', 'escaping-data');
+    const model = onnx.ModelProto.decode(readFileSync(join(dir, 'model.onnx')));
+    let changed = 0;
+    for (const t of model.graph!.initializer!) {
+      for (const e of t.externalData ?? []) {
+        if (e.key === 'location') {
+          e.value = '../../../../../../etc/passwd';
+          changed++;
+        }
+      }
+    }
+    expect(changed).toBeGreaterThan(0);
+    writeFileSync(join(dir, 'model.onnx'), onnx.ModelProto.encode(model).finish());
+    const e = await inputError(loadModel(dir, opts));
+    expect(e.message).toMatch(/external data location is outside the model folder/);
+    expect(e.message).not.toContain('root:');
   });
 
   it('a config.json that contradicts the graph is caught by the shape check', async () => {

@@ -65,7 +65,7 @@ describe('builtin task files', () => {
 
   it('an unknown name lists every known task and its aliases', async () => {
     const e = await inputError(() => resolveTask('sst-2'));
-    expect(e.message).toMatch(/unknown task "sst-2"; known tasks: /);
+    expect(e.message).toMatch(/unknown task "sst-2" \(did you mean "sst2"\?\); known tasks: /);
     for (const t of BUILTIN_TASKS) expect(e.message).toContain(t);
     expect(e.message).toContain('agnews (alias ag_news)');
     expect(e.message).toMatch(/taskDirs/);

@@ -6,5 +6,5 @@ export function virtualRead(splits: Partial<Record<SplitName, Row[]>>): ReadData
   for (const [name, rows] of Object.entries(splits) as [SplitName, Row[]][]) {
     out[name] = { split: name, files: [`/virtual/${name}.jsonl`], source: `/virtual/${name}.jsonl`, rows, counts: [rows.length] };
   }
-  return { dir: '/virtual', splits: out, filesHash: 'virtual', signature: '' };
+  return { dir: '/virtual', splits: out, filesHash: 'virtual', signature: '', bytes: 0 };
 }

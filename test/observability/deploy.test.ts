@@ -4,7 +4,7 @@
  * provider reads, the worker's ports match the scrape configuration and the probes.
  * Each validator is also shown a broken file, so a validator that accepts anything fails the test.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +28,55 @@ const k8sFiles = readdirSync(path.join(DEPLOY_DIR, 'k8s'))
   .map((f) => path.join(DEPLOY_DIR, 'k8s', f));
 const k8sDocs = k8sFiles.flatMap((f) => YAML.parseAllDocuments(readFileSync(f, 'utf8')).map((d) => d.toJS()).filter(Boolean));
 const compose = () => YAML.parse(readFileSync(path.join(DEPLOY_DIR, 'docker-compose.yml'), 'utf8'));
+const dockerfile = readFileSync(path.join(DEPLOY_DIR, 'worker.Dockerfile'), 'utf8');
+
+/** A variable the worker image sets (its ENV), e.g. the roles a container polls unless told otherwise. */
+function imageEnv(name: string): string | undefined {
+  return new RegExp(`^\\s*(?:ENV\\s+)?${name}=(\\S+?)\\s*\\\\?$`, 'm').exec(dockerfile)?.[1];
+}
+
+/** Whether a process with this environment (on top of the image's) polls the cells task queue. */
+function runsCells(env: Record<string, string | undefined> | undefined): boolean {
+  return (env?.ICL_SWEEP_ROLES ?? imageEnv('ICL_SWEEP_ROLES') ?? 'workflows,cells').split(',').includes('cells');
+}
+
+/**
+ * The problems of a normalised compose project (`docker compose config --format json`) for a sweep:
+ * every service that runs cells mounts /models and /datasets and allows exactly what it mounts as
+ * data roots, no workflows-only service is given them, and no two GPU worker replicas share a GPU.
+ * Docker gives a reservation by `count` the first `count` GPUs in every replica, so scaling such a
+ * service (or two such services) puts several workers on the same GPU.
+ */
+function topologyProblems(project: any, replicasOf: Record<string, number> = {}): string[] {
+  const problems: string[] = [];
+  const gpuOwners = new Map<string, string>();
+  for (const [name, svc] of Object.entries<any>(project.services)) {
+    const isWorker = String(svc.image ?? '').startsWith('icl-sweep-worker') && (svc.command === undefined || svc.command === null || String(svc.command).includes('worker/main.ts'));
+    if (!isWorker) continue;
+    const targets = (svc.volumes ?? []).map((v: any) => v.target);
+    if (runsCells(svc.environment)) {
+      for (const t of ['/models', '/datasets']) if (!targets.includes(t)) problems.push(`${name} runs cells but does not mount ${t}`);
+      const roots = (svc.environment?.ICL_SWEEP_DATA_ROOTS ?? imageEnv('ICL_SWEEP_DATA_ROOTS') ?? '').split(':');
+      if (JSON.stringify([...roots].sort()) !== JSON.stringify(['/datasets', '/models'])) problems.push(`${name}: ICL_SWEEP_DATA_ROOTS is ${roots.join(':')}, not /models:/datasets`);
+    } else if (targets.includes('/models') || targets.includes('/datasets')) {
+      problems.push(`${name} runs no cells but mounts the model or dataset volume`);
+    }
+    const replicas = replicasOf[name] ?? svc.deploy?.replicas ?? 1;
+    for (const d of svc.deploy?.resources?.reservations?.devices ?? []) {
+      if (!(d.capabilities ?? []).includes('gpu')) continue;
+      const ids: string[] = d.device_ids ?? Array.from({ length: d.count === 'all' || d.count === -1 ? 64 : Number(d.count ?? 0) }, (_, i) => String(i));
+      for (let r = 0; r < replicas; r++) {
+        for (const id of ids) {
+          const owner = `${name}#${r + 1}`;
+          if (gpuOwners.has(id)) problems.push(`GPU ${id} is given to both ${gpuOwners.get(id)} and ${owner}`);
+          else gpuOwners.set(id, owner);
+        }
+      }
+    }
+  }
+  if (gpuOwners.size === 0) problems.push('no service reserves a GPU');
+  return problems;
+}
 
 describe('Prometheus configuration', () => {
   const configs = ['prometheus/prometheus.yml', 'prometheus/prometheus-k8s.yml'].map((f) => path.join(DEPLOY_DIR, f));
@@ -111,13 +160,48 @@ describe('docker compose', () => {
     expect(r2.out).toMatch(/POSTGRES_PASSWORD/);
   });
 
+  it('runs cells only where the model and dataset volumes are, one GPU per worker for any number of GPUs', async () => {
+    const [bin, ...pre] = await dockerCompose();
+    const overrides = path.join(DEPLOY_DIR, `docker-compose.gpus-${process.pid}.yml`); // extends resolves docker-compose.yml beside it
+    try {
+      for (const gpus of [1, 2, 4]) {
+        const generated = await run('bash', [path.join(DEPLOY_DIR, 'gpu-workers.sh'), String(gpus)]);
+        expect(generated.code, generated.out).toBe(0);
+        writeFileSync(overrides, generated.out);
+        const r = await run(bin, [...pre, '-f', file, '-f', overrides, 'config', '--format', 'json'], { env });
+        expect(r.code, r.out).toBe(0);
+        const project = JSON.parse(r.out.slice(r.out.indexOf('{'), r.out.lastIndexOf('}') + 1));
+        expect(topologyProblems(project), `${gpus} GPUs`).toEqual([]);
+        const gpuWorkers = Object.values<any>(project.services).filter((svc) => svc.deploy?.resources?.reservations?.devices);
+        expect(gpuWorkers.map((svc) => svc.deploy.resources.reservations.devices[0].device_ids[0]).sort()).toEqual(Array.from({ length: gpus }, (_, i) => String(i)));
+      }
+      // The orchestrator is workflows-only and mounts neither volume; the checks see a broken layout.
+      const r = await run(bin, [...pre, '-f', file, 'config', '--format', 'json'], { env });
+      const project = JSON.parse(r.out.slice(r.out.indexOf('{'), r.out.lastIndexOf('}') + 1));
+      expect(project.services.orchestrator.environment.ICL_SWEEP_ROLES).toBe('workflows');
+      const byCount = structuredClone(project);
+      byCount.services.worker.deploy.resources.reservations.devices = [{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }];
+      expect(topologyProblems(byCount, { worker: 2 })).toEqual(['GPU 0 is given to both worker#1 and worker#2']);
+      const noDatasets = structuredClone(project);
+      noDatasets.services.worker.volumes = noDatasets.services.worker.volumes.filter((v: any) => v.target !== '/datasets');
+      noDatasets.services.orchestrator.environment.ICL_SWEEP_ROLES = 'workflows,cells';
+      expect(topologyProblems(noDatasets)).toEqual([
+        'orchestrator runs cells but does not mount /models',
+        'orchestrator runs cells but does not mount /datasets',
+        'worker runs cells but does not mount /datasets',
+      ]);
+    } finally {
+      rmSync(overrides, { force: true });
+    }
+  });
+
   it('runs the whole stack, with GPU reservations for the workers', () => {
     const c = compose();
     for (const s of ['postgres', 'temporal', 'temporal-ui', 'migrate', 'grafana-db-role', 'orchestrator', 'worker', 'prometheus', 'grafana']) {
       expect(Object.keys(c.services)).toContain(s);
     }
     const devices = c.services.worker.deploy.resources.reservations.devices;
-    expect(devices).toEqual([expect.objectContaining({ driver: 'nvidia', capabilities: ['gpu'] })]);
+    expect(devices).toEqual([expect.objectContaining({ driver: 'nvidia', capabilities: ['gpu'], device_ids: ['0'] })]);
     expect(c.services.worker.environment.ICL_SWEEP_EXECUTION_PROVIDER).toBe('cuda');
     expect(c.services.temporal.environment.DB).toMatch(/^postgres/);
     // Grafana reads dashboards/ where the provider looks, and connects as the read-only role.
@@ -217,10 +301,37 @@ describe('Kubernetes manifests', () => {
     expect(config.data.ICL_SWEEP_EXECUTION_PROVIDER).toBe('cuda');
     expect(JSON.stringify(config.data)).not.toMatch(/postgres:\/\//); // credentials only in the Secret
   });
+
+  it('every pod that runs cells mounts the model and dataset volumes, and each replica gets a GPU of its own', () => {
+    const claims = new Set(k8sDocs.filter((d: any) => d.kind === 'PersistentVolumeClaim').map((d: any) => d.metadata.name));
+    const configMaps = new Map(k8sDocs.filter((d: any) => d.kind === 'ConfigMap').map((d: any) => [d.metadata.name, d.data]));
+    const deployments = k8sDocs.filter((d: any) => d.kind === 'Deployment');
+    expect(deployments.length).toBeGreaterThan(0);
+    for (const deploy of deployments as any[]) {
+      const pod = deploy.spec.template.spec;
+      for (const c of pod.containers) {
+        const env: Record<string, string> = {};
+        for (const from of c.envFrom ?? []) Object.assign(env, from.configMapRef ? configMaps.get(from.configMapRef.name) : {});
+        for (const e of c.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+        if (!runsCells(env)) continue;
+        const where = `${deploy.metadata.name}/${c.name}`;
+        for (const target of ['/models', '/datasets']) {
+          const mount = c.volumeMounts.find((m: any) => m.mountPath === target);
+          expect(mount, `${where} mounts ${target}`).toBeDefined();
+          const volume = pod.volumes.find((v: any) => v.name === mount.name);
+          expect(claims.has(volume?.persistentVolumeClaim?.claimName), `${where}: the claim behind ${target} is in deploy/k8s`).toBe(true);
+        }
+        expect(env.ICL_SWEEP_DATA_ROOTS?.split(':').sort()).toEqual(['/datasets', '/models']);
+        // One GPU per pod from the device plugin, which picks a distinct device for each replica;
+        // a visible-devices variable would override its choice.
+        expect(c.resources.limits['nvidia.com/gpu'], where).toBe('1');
+        for (const v of ['NVIDIA_VISIBLE_DEVICES', 'CUDA_VISIBLE_DEVICES']) expect(env[v], `${where} sets ${v}`).toBeUndefined();
+      }
+    }
+  });
 });
 
 describe('worker image', () => {
-  const dockerfile = readFileSync(path.join(DEPLOY_DIR, 'worker.Dockerfile'), 'utf8');
 
   it('enables the CUDA execution provider by configuration and installs ORT CUDA binaries', () => {
     expect(dockerfile).toMatch(/ICL_SWEEP_EXECUTION_PROVIDER=cuda/);

@@ -1,8 +1,8 @@
 /**
  * Bad input: an invalid spec fails the workflow at once with every problem by field (and the CLI
  * rejects it before starting anything); a missing model folder fails at preparation, naming the
- * field; a corrupt model file fails only its own cells, with the reason stored, and the sweep
- * completes. Cancelling a sweep keeps what is stored.
+ * field; so does a corrupt model file (test/orchestration/inputs.test.ts has every whole-model and
+ * whole-dataset problem). Cancelling a sweep keeps what is stored.
  */
 import { execFile } from 'node:child_process';
 import { cp, writeFile } from 'node:fs/promises';
@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults } from '../../db/queries.ts';
-import type { SweepProgress, SweepResult } from '../../workflows/sweep.ts';
+import type { SweepProgress } from '../../workflows/sweep.ts';
 import { REPO_ROOT, startWorker, waitFor, type RunningWorker } from '../support/temporal.ts';
 import { MODELS, SST2, count, makeSentimentDataset, setupSuite, type Suite } from './helpers.ts';
 
@@ -90,27 +90,16 @@ describe('an invalid spec', () => {
 });
 
 describe('a corrupt model file', () => {
-  it('fails only its own cells, with the reason stored, and the sweep completes', async () => {
+  it('fails the sweep once, at preparation, naming the model and the reason; no cell runs', async () => {
     const broken = path.join(suite.tmp, 'broken-gpt2');
     await cp(path.join(MODELS, 'gpt2'), broken, { recursive: true });
     await writeFile(path.join(broken, 'model.onnx'), Buffer.from('this is not an onnx model'));
     const spec = { ...good(), name: 'corrupt-sweep', models: [good().models[0], { name: 'broken', path: broken }] };
-    const handle = await suite.client.workflow.start('sweep', { taskQueue: suite.taskQueue, workflowId: `${suite.taskQueue}-corrupt`, args: [spec] });
-    const r = (await handle.result()) as SweepResult;
-    // Per model: the unpruned cell + fc_in at layers 0 and 2, ratio 0.5.
-    expect(r).toMatchObject({ total: 6, done: 3, failed: 3, reused: 0 });
-    const results = await cellResults(suite.db.db, 'corrupt-sweep');
-    expect(results).toHaveLength(6);
-    for (const row of results) {
-      if (row.model === 'broken') {
-        expect(row.status).toBe('failed');
-        expect(row.error).toMatch(/EngineInputError: .*model\.onnx/);
-        expect(row.accuracy).toBeNull();
-      } else {
-        expect(row.status).toBe('done');
-        expect(row.error).toBeNull();
-      }
-    }
+    const f = await failure(`${suite.taskQueue}-corrupt`, spec);
+    expect(f.type).toBe('InvalidSpec');
+    expect(f.message).toMatch(/^invalid sweep spec \(1 problem\):\n {2}- models\[1\]\.path: model "broken": corrupt ONNX model .*model\.onnx/);
+    expect(await cellResults(suite.db.db, 'corrupt-sweep')).toHaveLength(0);
+    expect(await count(suite.db.db, 'select count(*) as n from cells')).toBe(0);
   });
 });
 

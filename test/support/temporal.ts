@@ -6,6 +6,8 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
@@ -17,6 +19,9 @@ import { createSweepWorker, type SweepWorker } from '../../worker/create.ts';
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS || 'localhost:7233';
 export const TEMPORAL_NAMESPACE = process.env.TEMPORAL_NAMESPACE || 'default';
+
+/** Allowed roots of test workers: the fixtures and the temp folder the tests make their models and datasets in. */
+export const TEST_DATA_ROOTS = [path.join(REPO_ROOT, 'test/fixtures'), os.tmpdir()];
 
 export function uniqueTaskQueue(prefix = 'test'): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -39,6 +44,7 @@ export function testWorkerConfig(taskQueue: string, overrides: Partial<WorkerCon
     metricsPort: undefined,
     shutdownGraceSeconds: 1,
     workerName: `test-${taskQueue}`,
+    dataRoots: TEST_DATA_ROOTS,
     ...overrides,
   };
 }
@@ -71,12 +77,23 @@ export async function startWorker(
   };
 }
 
+export interface SpawnOptions {
+  /** A command the worker's command line is appended to (e.g. one that enters another mount namespace). */
+  wrap?: string[];
+  /** Run as this user and group (the test runs as root). */
+  uid?: number;
+  gid?: number;
+}
+
 /** A worker in a child process (`tsx worker/main.ts`), e.g. to SIGKILL it. Output goes to onOutput. */
-export function spawnWorker(env: Record<string, string>, onOutput?: (line: string) => void): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+export function spawnWorker(env: Record<string, string>, onOutput?: (line: string) => void, opts: SpawnOptions = {}): ChildProcess {
+  const command = [...(opts.wrap ?? []), process.execPath, '--import', 'tsx', 'worker/main.ts'];
+  const child = spawn(command[0], command.slice(1), {
     cwd: REPO_ROOT,
-    env: { ...process.env, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ICL_SWEEP_METRICS_PORT: 'off', ...env },
+    env: { ...process.env, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, ICL_SWEEP_METRICS_PORT: 'off', ICL_SWEEP_DATA_ROOTS: TEST_DATA_ROOTS.join(path.delimiter), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+    ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
   });
   const forward = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) if (line.trim()) onOutput?.(line);

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import type { CustomTask } from '../../types.ts';
 import { EngineInputError } from '../../types.ts';
+import { RECIPES as RECIPE_VOCABULARY, type RecipeName } from '../../vocabulary.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -169,9 +170,9 @@ export const RECIPES: Record<string, RecipeDef> = {
     field: 'email',
     load: loadSpamAssassin,
   },
-};
+} satisfies Record<RecipeName, RecipeDef>; // exactly the names engine/vocabulary.ts gives sweep specs
 
-export const RECIPE_NAMES = Object.keys(RECIPES);
+export const RECIPE_NAMES: string[] = [...RECIPE_VOCABULARY];
 
 function recipeDef(name: string): RecipeDef {
   const def = RECIPES[name];
