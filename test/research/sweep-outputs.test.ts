@@ -222,7 +222,7 @@ describe('task names', () => {
       () => null,
       (e: Error & { cause?: Error }) => e.cause?.message ?? e.message,
     );
-    expect(failure).toMatch(/datasets\[0\]\.task: unknown task "verdict"; known tasks: agnews \(alias ag_news\), cb, copa, emoc, mrpc, rte \(alias sglue_rte\), sst2, verdicts/);
+    expect(failure).toMatch(/datasets\[0\]\.task: dataset "reviews": unknown task "verdict" \(did you mean "verdicts"\?\); known tasks: agnews \(alias ag_news\), cb, copa, emoc, mrpc, rte \(alias sglue_rte\), sst2, verdicts/);
   });
 });
 
