@@ -37,6 +37,8 @@ export interface TestCellReport {
   n: number | null;
   /** Wilson score interval of the accuracy. */
   interval: { lower: number; upper: number } | null;
+  /** Macro-F1 over the task's classes as the cell stored it (classification only). */
+  f1Macro: number | null;
 }
 
 export interface SelectionReport {
@@ -71,8 +73,11 @@ export interface Report {
     dataset: string;
     module: string;
     split: string;
-    /** Path of the SVG written, when one was. */
+    /** Path of the SVG heatmap written, when one was. */
     file: string | null;
+    /** Path of the accuracy-vs-ratio line plot (accuracy surfaces) and of the CSV, when written. */
+    linesFile: string | null;
+    csvFile: string | null;
     layers: number[];
     ratios: number[];
     /** accuracy[layer index][ratio index], null where not done. */
@@ -81,7 +86,14 @@ export interface Report {
   }>;
 }
 
-function testCell(key: string, status: string, storedAccuracy: number | null, storedN: number | null, preds: ExamplePrediction[] | undefined, confidence: number): TestCellReport {
+function testCell(
+  key: string,
+  status: string,
+  stored: { accuracy: number | null; n: number | null; f1Macro: number | null },
+  preds: ExamplePrediction[] | undefined,
+  confidence: number,
+): TestCellReport {
+  const { accuracy: storedAccuracy, n: storedN } = stored;
   let correct: number | null = null;
   let n: number | null = null;
   let accuracy: number | null = null;
@@ -95,7 +107,7 @@ function testCell(key: string, status: string, storedAccuracy: number | null, st
     accuracy = storedAccuracy;
   }
   const interval = correct !== null && n !== null ? wilsonInterval(correct, n, confidence) : null;
-  return { cellKey: key, status, accuracy, correct, n, interval: interval && { lower: interval.lower, upper: interval.upper } };
+  return { cellKey: key, status, accuracy, correct, n, interval: interval && { lower: interval.lower, upper: interval.upper }, f1Macro: status === 'done' ? stored.f1Macro : null };
 }
 
 /** One report row per selection, with intervals, the paired test and the gap. */
@@ -109,8 +121,8 @@ export function buildSelectionReports(
     const warnings: string[] = [];
     const bp = predictions.get(s.baselineCellKey);
     const sp = predictions.get(s.selectedCellKey);
-    const baseline = testCell(s.baselineCellKey, s.baselineStatus, s.baselineAccuracy, s.baselineN, bp, confidence);
-    const selected = testCell(s.selectedCellKey, s.selectedStatus, s.selectedAccuracy, s.selectedN, sp, confidence);
+    const baseline = testCell(s.baselineCellKey, s.baselineStatus, { accuracy: s.baselineAccuracy, n: s.baselineN, f1Macro: s.baselineF1Macro }, bp, confidence);
+    const selected = testCell(s.selectedCellKey, s.selectedStatus, { accuracy: s.selectedAccuracy, n: s.selectedN, f1Macro: s.selectedF1Macro }, sp, confidence);
     for (const [name, cell, stored] of [
       ['baseline', baseline, s.baselineAccuracy],
       ['selected', selected, s.selectedAccuracy],
@@ -172,13 +184,14 @@ function table(header: string[], rows: string[][], rightAligned: Set<number>): s
 
 /**
  * The paper-shaped table: task, model, module, layer, ratio selected, validation accuracy, test
- * accuracy before -> after (change), the Wilson interval of each, the exact McNemar p-value, the
- * validation-to-test gap and n; then any warnings.
+ * accuracy before -> after (change), the Wilson interval of each, test macro-F1 before -> after
+ * (classification), the exact McNemar p-value, the validation-to-test gap and n; then any warnings.
  */
 export function renderSelectionTable(selections: readonly SelectionReport[], options: { confidence?: number } = {}): string {
   const pct = Math.round((options.confidence ?? 0.95) * 1000) / 10;
   if (selections.length === 0) return 'No selections stored for this sweep (the spec has selection off, or the validation grid has not finished).\n';
   const withBootstrap = selections.some((s) => s.test.bootstrap);
+  const withF1 = selections.some((s) => s.test.baseline.f1Macro !== null || s.test.selected.f1Macro !== null);
   const header = [
     'task',
     'model',
@@ -190,6 +203,7 @@ export function renderSelectionTable(selections: readonly SelectionReport[], opt
     `${pct}% CI before`,
     `${pct}% CI after`,
     ...(withBootstrap ? [`${pct}% CI diff (bootstrap)`] : []),
+    ...(withF1 ? ['test macro-F1 before -> after'] : []),
     'McNemar p',
     'b/c',
     'val-test gap',
@@ -212,6 +226,7 @@ export function renderSelectionTable(selections: readonly SelectionReport[], opt
       interval(t.baseline.interval),
       interval(t.selected.interval),
       ...(withBootstrap ? [interval(t.bootstrap)] : []),
+      ...(withF1 ? [`${f3(t.baseline.f1Macro)} -> ${f3(t.selected.f1Macro)}`] : []),
       formatP(t.mcnemar?.pValue),
       t.mcnemar ? `${t.mcnemar.b}/${t.mcnemar.c}` : '-',
       signed(s.validationTestGap),
@@ -226,19 +241,29 @@ export function renderSelectionTable(selections: readonly SelectionReport[], opt
     `test acc: the unpruned model (ratio 0) -> the selected cell, on the same test examples. CI: Wilson score interval.`,
     `McNemar p: exact two-sided test on the b (only the unpruned model right) / c (only the selected cell right) pairs.`,
     `val-test gap: validation minus test accuracy of the selected cell (positive: the pick looked better on validation).`,
+    ...(withF1 ? ['macro-F1: the mean over the task\'s classes of each class\'s F1 (classification tasks).'] : []),
     ...notes,
   );
   return lines.join('\n') + '\n';
 }
 
+/** The files written for one surface (null: not written). */
+export interface SurfaceFiles {
+  svg: string | null;
+  lines: string | null;
+  csv: string | null;
+}
+
 /** The JSON shape of a surface in the report. */
-export function surfaceJson(surface: Surface, file: string | null): Report['surfaces'][number] {
+export function surfaceJson(surface: Surface, files?: SurfaceFiles): Report['surfaces'][number] {
   return {
     model: surface.meta.model,
     dataset: surface.meta.dataset,
     module: surface.meta.module,
     split: surface.meta.split,
-    file,
+    file: files?.svg ?? null,
+    linesFile: files?.lines ?? null,
+    csvFile: files?.csv ?? null,
     layers: surface.layers,
     ratios: surface.ratios,
     accuracy: surface.values,

@@ -15,6 +15,7 @@ import { follow } from './progress.ts';
 import type { SweepSpec } from '../sweepspec/schema.ts';
 import { formatProblems, loadAndCheck } from './spec-file.ts';
 import { renderResults, renderTable } from './table.ts';
+import { CommandError } from './sweep-data.ts';
 
 export const USAGE = `Usage: icl-sweep <command> [options]
 
@@ -30,6 +31,10 @@ Commands:
   results <sweep> [--limit N] [--json]   the sweep's cells from the cell_results view
   sql "<query>"                      run SQL on the results database (also the embedded PGlite one)
   report <sweep> [...]               the paper-shaped selection report (report --help)
+  prompt <sweep> --cell C --example N   the exact prompt of one example of a cell, its token ids
+                                     and stored scores (prompt --help)
+  export <sweep> --format F --out DIR   lm-eval results.json + samples, or CSV / Parquet tables
+                                     (export --help)
   demo [--tiny] [--spec FILE] [--temporal-address A] [--name N]
                                      a real sweep on a fresh machine: local Temporal dev server,
                                      embedded database (./data/pglite) unless DATABASE_URL is set,
@@ -238,6 +243,14 @@ export async function main(argv: string[]): Promise<number> {
         const { runReport } = await import('./report.ts');
         return await runReport(args);
       }
+      case 'prompt': {
+        const { runPrompt } = await import('./prompt.ts');
+        return await runPrompt(args);
+      }
+      case 'export': {
+        const { runExport } = await import('./export.ts');
+        return await runExport(args);
+      }
       case 'demo': {
         const { runDemo } = await import('./demo.ts');
         return await runDemo(args);
@@ -252,6 +265,10 @@ export async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
+    if (err instanceof CommandError) {
+      process.stderr.write(`${command}: ${err.message}\n`);
+      return 1;
+    }
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
       return 2;

@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import { cellResults, selectionResults, sweepByName, type Db } from '../db/queries.ts';
 import { openForReading } from '../db/client.ts';
 import { loadPredictions } from '../analysis/queries.ts';
-import { buildSelectionReports, renderSelectionTable, surfaceJson, type Report } from '../analysis/report.ts';
+import { buildSelectionReports, renderSelectionTable, surfaceJson, type Report, type SurfaceFiles } from '../analysis/report.ts';
+import { renderAccuracyLinesSvg, surfaceCsv } from '../analysis/lines.ts';
 import { renderSurfaceSvg, renderSurfaceText, surfaceFileName, surfacesFromRows, type Surface } from '../analysis/surface.ts';
 
 export const REPORT_USAGE = `Usage: report <sweep> [options]
@@ -21,12 +22,14 @@ export const REPORT_USAGE = `Usage: report <sweep> [options]
 Prints the sweep's selections as a table shaped like the paper's (task, model, module, layer, ratio
 selected, test accuracy before -> after, Wilson interval of each, exact McNemar p-value,
 validation-to-test gap) and its accuracy surfaces (layer x ratio) as text tables, and writes each
-surface of every (model, dataset, module, split) as an SVG file.
+surface of every (model, dataset, module, split) as an SVG heatmap, an SVG of accuracy against the
+clipping rate (one line per layer, the unpruned accuracy dashed) and a CSV file.
 
 Options:
   --json               print one JSON object instead of text (selections, statistics, surfaces)
-  --out <dir>          folder for the SVG files (default ./reports/<sweep>/)
-  --no-svg             do not write SVG files
+  --out <dir>          folder for the files (default ./reports/<sweep>/)
+  --no-svg             do not write SVG files (heatmaps and accuracy-vs-ratio lines)
+  --no-csv             do not write a CSV file per surface
   --no-surfaces        do not print the surfaces as text tables
   --delta              also print/write the surfaces as change against the unpruned model
   --confidence <c>     confidence level of the intervals (default 0.95)
@@ -53,6 +56,7 @@ interface ParsedArgs {
   json: boolean;
   out: string | null;
   svg: boolean;
+  csv: boolean;
   textSurfaces: boolean;
   delta: boolean;
   confidence: number;
@@ -72,6 +76,7 @@ function parse(args: string[]): ParsedArgs | { help: true } | { error: string } 
         json: { type: 'boolean' },
         out: { type: 'string' },
         'no-svg': { type: 'boolean' },
+        'no-csv': { type: 'boolean' },
         'no-surfaces': { type: 'boolean' },
         delta: { type: 'boolean' },
         confidence: { type: 'string' },
@@ -96,6 +101,7 @@ function parse(args: string[]): ParsedArgs | { help: true } | { error: string } 
     json: values.json === true,
     out: typeof values.out === 'string' ? values.out : null,
     svg: values['no-svg'] !== true,
+    csv: values['no-csv'] !== true,
     textSurfaces: values['no-surfaces'] !== true,
     delta: values.delta === true,
     confidence,
@@ -169,19 +175,26 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
     const surfaces: Surface[] = surfacesFromRows(cellRows, { sweep: parsed.sweep });
     const deltas: Surface[] = parsed.delta ? surfacesFromRows(cellRows, { sweep: parsed.sweep, kind: 'delta' }) : [];
 
-    // SVG files.
-    const files = new Map<Surface, string>();
-    if (parsed.svg && surfaces.length > 0) {
+    // Per surface: the heatmap (SVG), accuracy vs ratio lines (SVG, accuracy surfaces) and the CSV.
+    const files = new Map<Surface, SurfaceFiles>();
+    if ((parsed.svg || parsed.csv) && surfaces.length > 0) {
       const dir = parsed.out ?? path.join('reports', safeName(parsed.sweep));
       await mkdir(dir, { recursive: true });
       const used = new Set<string>();
       for (const s of [...surfaces, ...deltas]) {
-        let name = surfaceFileName(s.meta, s.kind);
-        for (let k = 2; used.has(name); k++) name = surfaceFileName(s.meta, s.kind).replace(/\.svg$/, `-${k}.svg`);
-        used.add(name);
-        const file = path.join(dir, name);
-        await writeFile(file, renderSurfaceSvg(s));
-        files.set(s, file);
+        let stem = surfaceFileName(s.meta, s.kind).replace(/\.svg$/, '');
+        for (let k = 2; used.has(stem); k++) stem = `${surfaceFileName(s.meta, s.kind).replace(/\.svg$/, '')}-${k}`;
+        used.add(stem);
+        const written: SurfaceFiles = { svg: null, lines: null, csv: null };
+        const write = async (suffix: string, text: string) => {
+          const file = path.join(dir, `${stem}${suffix}`);
+          await writeFile(file, text);
+          return file;
+        };
+        if (parsed.svg) written.svg = await write('.svg', renderSurfaceSvg(s));
+        if (parsed.svg && s.kind === 'accuracy') written.lines = await write('__lines.svg', renderAccuracyLinesSvg(s));
+        if (parsed.csv) written.csv = await write('.csv', surfaceCsv(s));
+        files.set(s, written);
       }
     }
 
@@ -189,8 +202,8 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
       sweep: parsed.sweep,
       confidence: parsed.confidence,
       selections,
-      surfaces: surfaces.map((s) => surfaceJson(s, files.get(s) ?? null)),
-      ...(parsed.delta ? { deltaSurfaces: deltas.map((s) => surfaceJson(s, files.get(s) ?? null)) } : {}),
+      surfaces: surfaces.map((s) => surfaceJson(s, files.get(s))),
+      ...(parsed.delta ? { deltaSurfaces: deltas.map((s) => surfaceJson(s, files.get(s))) } : {}),
     };
     if (parsed.json) {
       io.out(JSON.stringify(report, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2) + '\n');
@@ -201,7 +214,8 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
       if (surfaces.length === 0) parts.push('No cells linked to this sweep yet.\n');
       for (const s of [...surfaces, ...deltas]) parts.push(renderSurfaceText(s));
     }
-    if (files.size > 0) parts.push(`Surfaces written (${files.size} SVG files):\n` + [...files.values()].map((f) => `  ${f}`).join('\n') + '\n');
+    const written = [...files.values()].flatMap((f) => [f.svg, f.lines, f.csv]).filter((f): f is string => f !== null);
+    if (written.length > 0) parts.push(`Surfaces written (${written.length} files: heatmaps, accuracy-vs-ratio lines, CSV):\n` + written.map((f) => `  ${f}`).join('\n') + '\n');
     io.out(parts.join('\n'));
     return 0;
   } catch (err) {

@@ -26,12 +26,13 @@ export function renderResults(rows: CellResultRow[], opts: { limit?: number } = 
     r.layer,
     r.ratio,
     pct(r.accuracy),
+    pct(r.f1Macro),
     r.n ?? '-',
     r.status + (r.reused ? ' (reused)' : ''),
     r.error ? r.error.split('\n')[0].replace(/^EngineInputError: /, '').slice(0, 160) : '',
   ]);
-  let out = renderTable(['model', 'dataset', 'split', 'module', 'layer', 'ratio', 'acc %', 'n', 'status', 'error'], body, [
-    false, false, false, false, true, true, true, true, false, false,
+  let out = renderTable(['model', 'dataset', 'split', 'module', 'layer', 'ratio', 'acc %', 'F1 %', 'n', 'status', 'error'], body, [
+    false, false, false, false, true, true, true, true, true, false, false,
   ]);
   if (rows.length > shown.length) out += `... ${rows.length - shown.length} more rows (--limit, or the sql command)\n`;
   return out;

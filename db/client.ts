@@ -262,6 +262,16 @@ export async function openForReading(url?: string): Promise<Db> {
   }
 }
 
+/** Keys per statement for IN lists. */
+export const KEY_CHUNK = 1000;
+
+/** `items` cut into runs of at most `size` (statements stay under Postgres' parameter limit). */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 /** Rows of a raw SQL query (drizzle `sql\`...\`` or a string), the same on both drivers. */
 export async function queryRows<T = Record<string, unknown>>(db: Db, query: SQL | string): Promise<T[]> {
   const result = (await db.execute(query as SQL)) as unknown as { rows: T[] };

@@ -6,9 +6,21 @@
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { CellOutcome, ExampleOutcome, Split } from '../engine/types.ts';
 import type { Db } from './client.ts';
-import { cellDeltas, cellResults as cellResultsView, cells, examples, selectionResults as selectionResultsView, selections, sweepCells, sweeps } from './schema/index.ts';
+import { chunks, KEY_CHUNK } from './client.ts';
+import {
+  cellDeltas,
+  cellResults as cellResultsView,
+  cells,
+  demonstrationDraws,
+  examples,
+  selectionResults as selectionResultsView,
+  selections,
+  sweepCells,
+  sweeps,
+} from './schema/index.ts';
 
 export { createDb, migrate, queryRows, describeUrl, DEFAULT_PGLITE_DIR, MIGRATIONS_FOLDER } from './client.ts';
+export * from './records.ts';
 export type { Db, CreateDbOptions } from './client.ts';
 export * as schema from './schema/index.ts';
 
@@ -19,17 +31,10 @@ export type SelectionResultRow = typeof selectionResultsView.$inferSelect;
 export type SweepRow = typeof sweeps.$inferSelect;
 export type CellRow = typeof cells.$inferSelect;
 
-/** Keys per statement for IN lists; rows per INSERT for examples (5 parameters each). */
-const KEY_CHUNK = 1000;
+/** Rows per INSERT for examples (5 parameters each) and for links. */
 const EXAMPLE_CHUNK = 1000;
 const LINK_CHUNK = 500;
 const MAX_ERROR_CHARS = 20_000;
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
 
 /** Postgres text cannot hold NUL; keep error messages bounded. */
 function cleanText(s: string): string {
@@ -226,17 +231,21 @@ function coordinateValues(c: CellCoordinates) {
 }
 
 /**
- * Stores a finished cell and its examples in one transaction: the cell row is upserted (status done,
- * error cleared, attempts + 1) and the example rows replaced. Saving the same result twice leaves one
- * cell row and one set of example rows.
+ * Stores a finished cell, its examples and its demonstration draw in one transaction: the cell row is
+ * upserted (status done, error cleared, attempts + 1, the shots and seed it actually used), the example
+ * rows replaced and the draw inserted unless present. Saving the same result twice leaves one cell row,
+ * one set of example rows and one draw.
  */
 export async function saveCellResult(db: Db, input: CellResultInput): Promise<void> {
   const { outcome } = input;
   const values = {
     ...coordinateValues(input),
+    shots: outcome.sample.shots,
+    seed: outcome.sample.seed,
     status: 'done' as const,
     accuracy: outcome.accuracy,
     accuracyNorm: outcome.accuracyNorm,
+    f1Macro: outcome.f1Macro,
     n: outcome.n,
     forwardTokens: Math.round(outcome.cost.forwardTokens),
     seconds: outcome.cost.seconds,
@@ -259,6 +268,22 @@ export async function saveCellResult(db: Db, input: CellResultInput): Promise<vo
         target: cells.key,
         set: { ...values, attempts: sql`${cells.attempts} + 1`, updatedAt: sql`now()` },
       });
+    if (input.datasetFingerprint) {
+      const { sample } = outcome;
+      await tx
+        .insert(demonstrationDraws)
+        .values({
+          datasetFingerprint: input.datasetFingerprint,
+          split: input.split,
+          shots: sample.shots,
+          seed: sample.seed,
+          demonstrationSplit: sample.demonstrations.split,
+          rows: sample.demonstrations.rows,
+          labels: sample.demonstrations.labels,
+          examplesSplit: sample.examplesSplit,
+        })
+        .onConflictDoNothing();
+    }
     await tx.delete(examples).where(eq(examples.cellKey, input.key));
     for (const part of chunks(rows, EXAMPLE_CHUNK)) {
       // Upsert: a concurrent duplicate save that slipped in between cannot make this fail.

@@ -12,7 +12,7 @@
  * prompt's ids on both paths (see tokenizeCell).
  */
 import { readFile } from 'node:fs/promises';
-import { join, resolve as resolvePath } from 'node:path';
+import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MODULES } from './vocabulary.ts';
 import type { WeightEdit } from './model/index.ts';
@@ -22,10 +22,13 @@ import { DataRoots } from './paths.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery } from './tasks/render.ts';
 import { sampleCell, type CellSample } from './tasks/sampling.ts';
-import { classify, scoreChoices, utf8Length } from './tasks/scoring.ts';
+import { classify, macroF1, scoreChoices, utf8Length } from './tasks/scoring.ts';
+import { isHubId, locateModel, type ModelLocation } from './hub.ts';
+import { continuationIds, promptIds } from './prompts.ts';
 import {
   EngineInputError,
   type CellOutcome,
+  type CellSampleRecord,
   type CellRequest,
   type DatasetInfo,
   type Engine,
@@ -72,7 +75,8 @@ export interface CausalLMLike {
 export type { WeightEdit };
 export type LoadModelFn = (
   dir: string,
-  opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number },
+  /** `file`: the ONNX file within `dir` (engine/hub.ts). */
+  opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number; file: string },
 ) => Promise<CausalLMLike>;
 
 /** Options beyond the contract's EngineOptions. */
@@ -83,6 +87,8 @@ export interface EngineTuning {
   tokenizeChunk?: number;
   /** The model loader; default: engine/model/index.ts's loadModel. */
   loadModel?: LoadModelFn;
+  /** Where a model spec's folder and ONNX file are; default: engine/hub.ts's locateModel (a fake model layer has no files). */
+  locateModel?: (model: ModelSpec) => ModelLocation;
 }
 
 async function defaultLoadModel(): Promise<LoadModelFn> {
@@ -90,10 +96,10 @@ async function defaultLoadModel(): Promise<LoadModelFn> {
   return mod.loadModel;
 }
 
-// ---- Model cache: LRU of loaded models, one load per folder per process.
+// ---- Model cache: LRU of loaded models, one load per (folder, ONNX file) per process.
 
 interface ModelEntry {
-  dir: string;
+  key: string;
   promise: Promise<CausalLMLike>;
   users: number;
   loadSeconds: number;
@@ -103,7 +109,7 @@ class ModelCache {
   private entries = new Map<string, ModelEntry>();
   constructor(
     private readonly max: number,
-    private readonly load: (dir: string) => Promise<CausalLMLike>,
+    private readonly load: (at: ModelLocation) => Promise<CausalLMLike>,
     private readonly onLoad?: (seconds: number, dir: string) => void,
   ) {}
 
@@ -111,28 +117,29 @@ class ModelCache {
    * The model and how long loading it took in this call: the load's seconds for the caller that caused
    * it, 0 when the model was loaded (or being loaded) already. Every load is reported to onLoad.
    */
-  async acquire(dir: string): Promise<{ lm: CausalLMLike; loadSeconds: number; release: () => void }> {
-    let entry = this.entries.get(dir);
+  async acquire(at: ModelLocation): Promise<{ lm: CausalLMLike; loadSeconds: number; release: () => void }> {
+    const key = `${at.dir}\0${at.file}`;
+    let entry = this.entries.get(key);
     let loadedHere = false;
     if (entry) {
-      this.entries.delete(dir);
-      this.entries.set(dir, entry);
+      this.entries.delete(key);
+      this.entries.set(key, entry);
     } else {
       const t0 = performance.now();
-      const e: ModelEntry = { dir, users: 0, loadSeconds: 0, promise: undefined as unknown as Promise<CausalLMLike> };
-      e.promise = this.load(dir).then((lm) => {
+      const e: ModelEntry = { key, users: 0, loadSeconds: 0, promise: undefined as unknown as Promise<CausalLMLike> };
+      e.promise = this.load(at).then((lm) => {
         e.loadSeconds = (performance.now() - t0) / 1000;
         try {
-          this.onLoad?.(e.loadSeconds, dir);
+          this.onLoad?.(e.loadSeconds, at.dir);
         } catch {
           /* an observer's failure must not fail the load */
         }
         return lm;
       });
       e.promise.catch(() => {
-        if (this.entries.get(dir) === e) this.entries.delete(dir);
+        if (this.entries.get(key) === e) this.entries.delete(key);
       });
-      this.entries.set(dir, e);
+      this.entries.set(key, e);
       entry = e;
       loadedHere = true;
     }
@@ -156,10 +163,10 @@ class ModelCache {
   }
 
   private async evict(): Promise<void> {
-    for (const [dir, e] of this.entries) {
+    for (const [key, e] of this.entries) {
       if (this.entries.size <= this.max) break;
       if (e.users > 0) continue;
-      this.entries.delete(dir);
+      this.entries.delete(key);
       try {
         await (await e.promise).dispose();
       } catch {
@@ -243,7 +250,7 @@ export async function tokenizeCell(
 ): Promise<CellPrompts> {
   const demoText = renderDemos(task, sample.demos);
   const bos = tokenizer.bosId !== null ? [tokenizer.bosId] : [];
-  const full = (text: string) => (bos.length ? bos.concat(tokenizer.encode(text)) : tokenizer.encode(text));
+  const full = promptIds(tokenizer);
   let last = performance.now();
   const maybeYield = async (i: number) => {
     if (i > 0 && (i % chunk === 0 || performance.now() - last > 20)) {
@@ -274,7 +281,7 @@ export async function tokenizeCell(
     const { context, continuations } = renderChoices(task, sample.examples[i].row);
     const ctx = full(demoText + context);
     const cs = continuations.map((c, j) => {
-      const ids = full(demoText + context + c).slice(ctx.length);
+      const ids = continuationIds(full, demoText + context, ctx, c);
       if (c.length === 0 || ids.length === 0) throw new EngineInputError(`choice ${j + 1} of example ${sample.examples[i].index} is empty`, task.choices!.fields[j]);
       return ids;
     });
@@ -330,6 +337,16 @@ async function maxPositions(dir: string): Promise<number | null> {
   }
 }
 
+/** The rows a cell's prompts were built from (stored with its result, so a prompt can be shown again). */
+export function sampleRecord(sample: CellSample): CellSampleRecord {
+  return {
+    shots: sample.shots,
+    seed: sample.seed,
+    demonstrations: { split: 'train', rows: sample.demos.map((d) => d.index), labels: sample.demos.map((d) => d.label) },
+    examplesSplit: sample.source.split,
+  };
+}
+
 function longestPrompt(p: CellPrompts): number {
   let longest = 0;
   if (p.kind === 'classification') for (const q of p.queries) longest = Math.max(longest, q.length);
@@ -344,35 +361,45 @@ export class IclEngine implements Engine {
   private readonly prompts = new Lru<Promise<CellPrompts>>(8);
   private readonly batchSize: number;
   private readonly tokenizeChunk: number;
+  private readonly locate: (model: ModelSpec) => ModelLocation;
   private readonly roots?: DataRoots;
 
   constructor(opts: EngineOptions & EngineTuning) {
     if (!Number.isInteger(opts.maxModels) || opts.maxModels < 1) throw new EngineInputError(`maxModels must be >= 1, got ${opts.maxModels}`, 'maxModels');
     this.batchSize = Math.max(1, Math.floor(opts.batchSize ?? 16));
     this.tokenizeChunk = Math.max(1, Math.floor(opts.tokenizeChunk ?? 64));
+    this.locate = opts.locateModel ?? ((model) => locateModel(model));
     let loader: Promise<LoadModelFn> | undefined;
-    const load = async (dir: string) => {
+    const load = async (at: ModelLocation) => {
       loader ??= opts.loadModel ? Promise.resolve(opts.loadModel) : defaultLoadModel();
-      return (await loader)(dir, {
+      return (await loader)(at.dir, {
         executionProvider: opts.executionProvider,
         threads: opts.threads,
         cacheDir: opts.cacheDir,
         decompositionCacheBytes: opts.decompositionCacheBytes,
+        file: at.file,
         maxBatch: this.batchSize,
       } as Parameters<LoadModelFn>[1]);
     };
     this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);
     if (opts.dataRoots) this.roots = new DataRoots(opts.dataRoots);
-    this.datasets = new DatasetCache(opts.cacheDir, { limits: opts.datasetLimits, maxBytes: opts.datasetCacheBytes, roots: this.roots });
+    this.datasets = new DatasetCache(opts.cacheDir, { limits: opts.datasetLimits, maxBytes: opts.datasetCacheBytes, roots: this.roots, taskDirs: opts.taskDirs ?? [] });
   }
 
-  /** The model's folder: its real path, which must lie under the allowed roots when there are any. */
-  private async modelDir(model: ModelSpec): Promise<string> {
-    return this.roots ? this.roots.folder('model folder', model.path) : resolvePath(model.path);
+  /**
+   * The model's folder and ONNX file. With allowed roots, a local path is checked before anything is
+   * looked up in it (a path outside is refused the same way whether or not it exists), and the folder
+   * found (a Hub id's snapshot too) must lie under the roots.
+   */
+  private async modelLocation(model: ModelSpec): Promise<ModelLocation> {
+    if (!this.roots) return this.locate(model);
+    if (!isHubId(model.path)) await this.roots.folder('model folder', model.path);
+    const at = this.locate(model);
+    return { ...at, dir: await this.roots.folder('model folder', at.dir) };
   }
 
   async describeModel(model: ModelSpec): Promise<ModelInfo> {
-    const m = await this.models.acquire(await this.modelDir(model));
+    const m = await this.models.acquire(await this.modelLocation(model));
     try {
       return m.lm.info;
     } finally {
@@ -399,29 +426,6 @@ export class IclEngine implements Engine {
     return { dataset, sample };
   }
 
-  /**
-   * The exact text a cell shows the model (no model needed): the demonstration block and the first
-   * `count` queries (multiple choice: context + each continuation). For checking templates by eye.
-   */
-  async preview(
-    request: Pick<CellRequest, 'dataset' | 'split' | 'shots' | 'seed' | 'sizes'>,
-    count = 3,
-  ): Promise<{ demonstrations: string; examples: { index: number; label: number; text: string[] }[] }> {
-    const { dataset, sample } = await this.sample(request);
-    const task = dataset.task;
-    return {
-      demonstrations: renderDemos(task, sample.demos),
-      examples: sample.examples.slice(0, count).map((e) => ({
-        index: e.index,
-        label: e.label,
-        text:
-          task.kind === 'classification'
-            ? [renderQuery(task, e.row)]
-            : (({ context, continuations }) => continuations.map((c) => context + c))(renderChoices(task, e.row)),
-      })),
-    };
-  }
-
   async checkCells(check: CellsCheck): Promise<void> {
     (await this.cellInputs(check)).model.release();
   }
@@ -434,8 +438,8 @@ export class IclEngine implements Engine {
   private async cellInputs(request: CellsCheck, signal?: AbortSignal) {
     const { dataset, sample } = await this.sample(request);
     checkAbort(signal);
-    const dir = await this.modelDir(request.model);
-    const model = await this.models.acquire(dir);
+    const location = await this.modelLocation(request.model);
+    const model = await this.models.acquire(location);
     try {
       const lm = model.lm;
       const promptKey = canonicalJson([lm.info.fingerprint, dataset.fingerprint, request.split, sample.shots, sample.seed, request.sizes ?? {}]);
@@ -453,7 +457,7 @@ export class IclEngine implements Engine {
         throw e;
       }
       checkAbort(signal);
-      const positions = await maxPositions(dir);
+      const positions = await maxPositions(location.dir);
       const longest = longestPrompt(prompts);
       if (positions !== null && longest > positions) {
         throw new EngineInputError(
@@ -566,8 +570,10 @@ export class IclEngine implements Engine {
         return {
           accuracy: correct / total,
           accuracyNorm: task.kind === 'multiple-choice' ? correctNorm / total : null,
+          f1Macro: task.kind === 'classification' ? macroF1(examples, task.classes.length) : null,
           n: total,
           examples,
+          sample: sampleRecord(sample),
           cost: {
             forwardTokens: elm.forwardTokens,
             promptTokens,

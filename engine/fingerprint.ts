@@ -4,18 +4,28 @@ import { createReadStream, existsSync, readFileSync, readdirSync, statSync } fro
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 
+function isLinkToFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false; // a dangling link
+  }
+}
+
 /**
- * sha256 over the folder's files (sorted relative names, sizes and contents), not its path. With a
- * cacheDir, the result is remembered under <cacheDir>/fingerprints keyed by (path, names, sizes, mtimes),
- * so a multi-GB model is read for hashing once, not at every load.
+ * sha256 over the folder's files (sorted relative names, sizes and contents), not its path; links to
+ * files count as the files they point at (the Hugging Face cache links snapshots to blobs/). `keep`
+ * leaves files out (e.g. the ONNX variants a model does not use). With a cacheDir, the result is
+ * remembered under <cacheDir>/fingerprints keyed by (path, names, sizes, mtimes), so a multi-GB model
+ * is read for hashing once, not at every load.
  */
-export async function fingerprintFolder(dir: string, cacheDir?: string): Promise<string> {
+export async function fingerprintFolder(dir: string, cacheDir?: string, keep: (relativePath: string) => boolean = () => true): Promise<string> {
   const files: string[] = [];
   const walk = (rel: string) => {
     for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) walk(r);
-      else if (e.isFile()) files.push(r);
+      else if ((e.isFile() || (e.isSymbolicLink() && isLinkToFile(join(dir, r)))) && keep(r)) files.push(r);
     }
   };
   walk('');

@@ -12,6 +12,9 @@ import type { Engine, EngineOptions } from './types.ts';
 
 export * from './types.ts';
 export { fingerprintFolder } from './fingerprint.ts';
+export { locateModel, hubCacheDir, type ModelLocation } from './hub.ts';
+export { examplePrompt, type ExamplePrompt, type PromptRequest } from './prompts.ts';
+export { taskRegistry, taskDirsFromEnv, describeTaskNames, TASK_DIRS_ENV } from './tasks/registry.ts';
 export type { EngineTuning } from './evaluate.ts';
 
 /**

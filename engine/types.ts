@@ -3,12 +3,15 @@
  * raises. It imports nothing outside engine/: the orchestrator's spec schema (sweepspec/) produces
  * these shapes, and the activities depend on this file only, through engine/index.ts.
  */
-import type { BuiltinTask, ModuleName } from './vocabulary.ts';
+import type { ModuleName, Protocol } from './vocabulary.ts';
 
-/** A model folder in the layout Hugging Face's ONNX exporters write (model.onnx, config.json, tokenizer.json). */
+/** A model: a folder in the layout Hugging Face's ONNX exporters write, or a Hub id found in the local Hugging Face cache (engine/hub.ts). */
 export interface ModelSpec {
   name: string;
+  /** A folder (config.json, tokenizer.json and the ONNX file), or a Hub id `org/name[@revision]` in the local cache. */
   path: string;
+  /** The ONNX file within the folder; default `model.onnx`, else `onnx/model.onnx` (the onnx-community layout). */
+  file?: string;
 }
 
 /** A task for any labelled dataset: a demonstration template and one single-token verbalizer per label. */
@@ -23,10 +26,14 @@ export interface CustomTask {
 /** A dataset: a folder with train / validation / test files and its task, or a named recipe. */
 export interface DatasetSpec {
   name: string;
-  /** Required with `path`; overrides a recipe's own task when given. */
-  task?: BuiltinTask | CustomTask;
+  /** A task of the registry by name or alias (engine/tasks/registry.ts), or a custom task. Required with `path`; overrides a recipe's own task when given. */
+  task?: string | CustomTask;
   path?: string;
   recipe?: string;
+  /** Folders of task files besides the builtin one and the engine's (the sweep spec's `taskDirs`). */
+  taskDirs?: string[];
+  /** The protocol the task is resolved under (the sweep spec's `protocol`); absent: the default protocol. */
+  protocol?: Protocol;
 }
 
 export interface Scoring {
@@ -77,13 +84,27 @@ export interface CellCost {
   modelLoadSeconds: number;
 }
 
+/** Which rows made a cell's prompts: enough to rebuild every prompt from the dataset files. */
+export interface CellSampleRecord {
+  /** Demonstrations actually used and the seed of the shuffle that drew them (the task's defaults when the request gives none). */
+  shots: number;
+  seed: number;
+  /** Split file the demonstrations come from (always the train split) and their row indices in prompt order, with their class. */
+  demonstrations: { split: 'train'; rows: number[]; labels: number[] };
+  /** Split file the examples' indices (ExampleOutcome.index) refer to. */
+  examplesSplit: 'train' | 'validation' | 'test';
+}
+
 export interface CellOutcome {
   /** The cell's accuracy under its scoring option. */
   accuracy: number;
   /** Length-normalised accuracy (multiple choice only). */
   accuracyNorm: number | null;
+  /** Macro-averaged F1 over the task's classes (classification only). */
+  f1Macro: number | null;
   n: number;
   examples: ExampleOutcome[];
+  sample: CellSampleRecord;
   cost: CellCost;
 }
 
@@ -103,6 +124,8 @@ export interface ModelInfo {
 export interface DatasetInfo {
   /** Content hash of the data files and the resolved task definition. */
   fingerprint: string;
+  /** The resolved task's name (a registry name, never an alias; "custom" for an inline task). */
+  task: string;
   /** Class names in label order (choices for multiple choice). */
   classes: string[];
   kind: 'classification' | 'multiple-choice';
@@ -126,6 +149,8 @@ export interface EngineOptions {
   decompositionCacheBytes: number;
   /** ONNX Runtime intra-op threads; undefined: its default. */
   threads?: number;
+  /** Folders of task files besides the builtin one (e.g. from ICL_SWEEP_TASK_DIRS); a dataset's own taskDirs come after them. */
+  taskDirs?: string[];
   /**
    * Folders the spec's model and dataset paths must lie under (symlinks followed); a path elsewhere is
    * refused as "outside the allowed roots". undefined: any path (a library caller's own files).

@@ -68,6 +68,8 @@ export interface CellIdentity {
   seed: number | null;
   sizes: { validationPerClass: number | null; testPerClass: number | null };
   scoring: { multipleChoice: string; svd: string };
+  /** "paper" under the paper's protocol; absent under the default one, so default keys are what they always were. */
+  protocol?: 'paper';
 }
 
 /** JSON with object keys sorted at every level; `undefined` members are dropped, -0 becomes 0. */
@@ -92,7 +94,7 @@ export function canonicalJson(value: unknown): string {
  * and layer (and whatever SVD it would have used), so it gets module "none", layer 0, svd "none".
  */
 export function cellIdentity(
-  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
+  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol'>,
   engineVersion: string,
   model: Pick<PreparedModel, 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'fingerprint'>,
@@ -115,6 +117,7 @@ export function cellIdentity(
       testPerClass: spec.sizes?.testPerClass ?? null,
     },
     scoring: { multipleChoice: spec.scoring.multipleChoice, svd: baseline ? 'none' : spec.scoring.svd },
+    ...(spec.protocol === 'paper' ? { protocol: 'paper' as const } : {}),
   };
 }
 
@@ -190,7 +193,7 @@ export function expandCells(spec: SweepSpec, prepared: PreparedSweep, split: Spl
 
 /** One cell, with canonical coordinates for a ratio-0 point. */
 export function makeCell(
-  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
+  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol'>,
   engineVersion: string,
   model: Pick<PreparedModel, 'name' | 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'name' | 'fingerprint'>,
@@ -210,7 +213,7 @@ export function makeCell(
 
 /** The baseline (unpruned) cell of a (model, dataset, split). */
 export function baselineCell(
-  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring'>,
+  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol'>,
   prepared: PreparedSweep,
   modelName: string,
   datasetName: string,

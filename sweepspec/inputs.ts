@@ -9,9 +9,9 @@
  * Used by the prepare activity (on the cells task queue, where the files are) and by the CLI's
  * validate / start when the spec's files are on the machine it runs on.
  */
-import type { DatasetSpec, Engine, ModelSpec } from '../engine/types.ts';
+import type { DatasetSpec, Engine, EngineInputError, ModelSpec } from '../engine/types.ts';
 import { gridProblems, type PreparedSweep, type Split } from './cells.ts';
-import type { SweepSpec } from './schema.ts';
+import { datasetRequest, type SweepSpec } from './schema.ts';
 
 /** Bad input from the engine (its class may come from another copy of the module: match the name too). */
 export function isEngineInputError(err: unknown): err is Error {
@@ -47,14 +47,14 @@ export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVe
     if (opts.reachable && !opts.reachable.model(model)) continue;
     onStep(`model "${model.name}"`);
     const info = await inputProblem(() => engine.describeModel(model));
-    if (typeof info === 'string') problems.push(`models[${i}].path: model "${model.name}": ${info}`);
+    if (info instanceof Error) problems.push(`models[${i}].path: model "${model.name}": ${info.message}`);
     else prepared.models.push({ name: model.name, fingerprint: info.fingerprint, numLayers: info.numLayers, family: info.family, modules: info.modules, weightDtype: info.weightDtype });
   }
   for (const [i, dataset] of spec.datasets.entries()) {
     if (opts.reachable && !opts.reachable.dataset(dataset)) continue;
     onStep(`dataset "${dataset.name}"`);
-    const info = await inputProblem(() => engine.describeDataset(dataset));
-    if (typeof info === 'string') problems.push(`datasets[${i}].${dataset.path !== undefined ? 'path' : 'recipe'}: dataset "${dataset.name}": ${info}`);
+    const info = await inputProblem(() => engine.describeDataset(datasetRequest(spec, dataset)));
+    if (info instanceof Error) problems.push(`datasets[${i}].${datasetField(dataset, info)}: dataset "${dataset.name}": ${info.message}`);
     else prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint });
   }
   for (const model of spec.models.filter((m) => prepared.models.some((p) => p.name === m.name))) {
@@ -63,10 +63,11 @@ export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVe
       const reasons = new Set<string>();
       for (const split of sweepSplits(spec)) {
         onStep(`model "${model.name}" on dataset "${dataset.name}" (${split})`);
-        const reason = await inputProblem(() => engine.checkCells({ model, dataset, split, shots: spec.shots, seed: spec.seed, sizes: spec.sizes }));
-        if (typeof reason === 'string' && !reasons.has(reason)) {
-          reasons.add(reason);
-          problems.push(`model "${model.name}" on dataset "${dataset.name}" (${split} split): ${reason}`);
+        const request = { model, dataset: datasetRequest(spec, dataset), split, shots: spec.shots, seed: spec.seed, sizes: spec.sizes };
+        const outcome = await inputProblem(() => engine.checkCells(request));
+        if (outcome instanceof Error && !reasons.has(outcome.message)) {
+          reasons.add(outcome.message);
+          problems.push(`model "${model.name}" on dataset "${dataset.name}" (${split} split): ${outcome.message}`);
         }
       }
     }
@@ -75,14 +76,20 @@ export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVe
   return { prepared, problems };
 }
 
-/** The step's result, or the message of the input error it threw (any other error is thrown). */
-async function inputProblem<T>(step: () => Promise<T>): Promise<T | string> {
+/** The step's result, or the input error it threw (any other error is thrown). */
+async function inputProblem<T>(step: () => Promise<T>): Promise<T | EngineInputError> {
   try {
     return await step();
   } catch (err) {
-    if (isEngineInputError(err)) return err.message;
+    if (isEngineInputError(err)) return err as EngineInputError;
     throw err;
   }
+}
+
+/** The spec field a dataset's input error is about: its task when the error names the task, else its files. */
+function datasetField(dataset: SweepSpec['datasets'][number], err: EngineInputError): string {
+  if (typeof dataset.task === 'string' && err.subject === dataset.task) return 'task';
+  return dataset.path !== undefined ? 'path' : 'recipe';
 }
 
 /** The one message for a list of problems, as the workflow and the CLI show it. */

@@ -9,8 +9,8 @@
  */
 import { z } from 'zod';
 import type { CustomTask, DatasetSpec, ModelSpec, Scoring } from '../engine/types.ts';
-import { BUILTIN_TASKS, MODULES, RECIPES } from '../engine/vocabulary.ts';
-import { didYouMean } from './suggest.ts';
+import { MODULES, PROTOCOLS, RECIPES } from '../engine/vocabulary.ts';
+import { didYouMean } from '../engine/suggest.ts';
 
 /** An object schema that refuses unknown keys, naming each with the closest known one. */
 function strict<Shape extends z.ZodRawShape>(shape: Shape) {
@@ -41,9 +41,22 @@ const name = z
 
 export const modelSchema = strict({
   name,
-  /** A folder in the layout Hugging Face's ONNX exporters write (model.onnx, config.json, tokenizer.json). */
+  /** A folder in the layout Hugging Face's ONNX exporters write (config.json, tokenizer.json, the ONNX file), or a Hub id `org/name[@revision]` in the local Hugging Face cache. */
   path: z.string().min(1),
+  /** The ONNX file within the folder (e.g. onnx/model_fp16.onnx); default model.onnx, else onnx/model.onnx. */
+  file: z
+    .string()
+    .min(1)
+    .refine((f) => f.endsWith('.onnx') && !f.startsWith('/') && !f.split(/[\\/]/).includes('..'), 'a relative path to an .onnx file inside the model folder')
+    .optional(),
 }) satisfies z.ZodType<ModelSpec>;
+
+/** A task of the registry (engine/tasks/registry.ts) by name or alias; the engine checks that it exists. */
+export const taskNameSchema = z
+  .string()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a task name: letters, digits, ".", "_" and "-"');
 
 /** A task for any labelled dataset: a demonstration template and one verbalizer word per label. */
 export const customTaskSchema = strict({
@@ -54,15 +67,10 @@ export const customTaskSchema = strict({
   labelField: z.string().min(1).default('label'),
 }) satisfies z.ZodType<CustomTask>;
 
-/** A builtin task's name, or a custom task (an object). */
-const taskSchema = z.union([oneOf(BUILTIN_TASKS, 'task'), customTaskSchema], {
-  error: (issue) => (typeof issue.input === 'string' ? `unknown task "${issue.input}"${didYouMean(issue.input, BUILTIN_TASKS)}; known: ${BUILTIN_TASKS.join(', ')}` : undefined),
-});
-
 export const datasetSchema = strict({
   name,
   /** Required with "path"; a recipe brings its own task, which this overrides when given. */
-  task: taskSchema.optional(),
+  task: z.union([taskNameSchema, customTaskSchema]).optional(),
   /** A folder with train / validation / test files (Parquet, JSON Lines or CSV) in Hugging Face's layout. */
   path: z.string().min(1).optional(),
   /** A named dataset prepared from files that registry packages ship (e.g. "sentiment-uci/yelp"). */
@@ -76,12 +84,23 @@ export const datasetSchema = strict({
 
 const layerSchema = z.number().int().min(-1);
 
+/** Scoring as a spec writes it: a field left out takes its protocol's value (SCORING_BY_PROTOCOL). */
 export const scoringSchema = strict({
   /** Multiple choice: summed log-likelihood (acc), length-normalised (acc_norm), or the paper's mean of raw logits. */
-  multipleChoice: z.enum(['loglik', 'loglik-norm', 'mean-logits']).default('loglik'),
+  multipleChoice: z.enum(['loglik', 'loglik-norm', 'mean-logits']).optional(),
   /** Exact truncated SVD (sound default) or the paper's randomized SVD (q = k, niter = 2, seeded). */
-  svd: z.enum(['exact', 'randomized']).default('exact'),
-}) satisfies z.ZodType<Scoring>;
+  svd: z.enum(['exact', 'randomized']).optional(),
+}) satisfies z.ZodType<Partial<Scoring>>;
+
+/**
+ * The scoring each protocol implies. The paper's protocol is the whole switch: these two, and the
+ * task variants its task files declare (engine/tasks/builtin/*.yaml, `paper:`), which the engine
+ * resolves from the dataset's `protocol`.
+ */
+export const SCORING_BY_PROTOCOL: Record<(typeof PROTOCOLS)[number], Scoring> = {
+  default: { multipleChoice: 'loglik', svd: 'exact' },
+  paper: { multipleChoice: 'mean-logits', svd: 'randomized' },
+};
 
 export const sweepSpecSchema = strict({
   name,
@@ -101,7 +120,11 @@ export const sweepSpecSchema = strict({
   }).default({}),
   /** Split the grid is evaluated on; with selection on, the grid runs on validation and the pick on test. */
   split: z.enum(['validation', 'test']).default('test'),
-  scoring: scoringSchema.default({ multipleChoice: 'loglik', svd: 'exact' }),
+  /** default: the corrected protocol; paper: the paper's code where it differs (engine/tasks/README.md). */
+  protocol: oneOf(PROTOCOLS, 'protocol').default('default'),
+  scoring: scoringSchema.default({}),
+  /** Folders of task files (YAML) besides the builtin ones; workers must reach them like the dataset folders. */
+  taskDirs: z.array(z.string().min(1)).optional(),
   /** Run the paper's Algorithm 1: pick the best cell per (model, dataset) on validation, then test it. */
   selection: z.boolean().default(false),
   maxInFlight: z.number().int().min(1).max(1000).default(4),
@@ -122,7 +145,8 @@ export const sweepSpecSchema = strict({
       seen.add(item.name);
     });
   }
-});
+})
+  .transform(({ scoring, ...spec }) => ({ ...spec, scoring: { ...SCORING_BY_PROTOCOL[spec.protocol], ...scoring } as Scoring }));
 
 /** What a user writes (defaults optional). */
 export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
@@ -138,6 +162,15 @@ export function formatSpecIssues(error: z.ZodError): string[] {
     const messages = issue.code === 'unrecognized_keys' ? issue.message.split('; ') : [issue.message];
     return messages.map((m) => `${path || '(spec)'}: ${m}`);
   });
+}
+
+/**
+ * The engine's view of a spec's dataset: its entry with the sweep's task folders and, under the
+ * paper's protocol, the protocol its task is resolved under (absent for the default, so a default
+ * dataset request is what it always was).
+ */
+export function datasetRequest(spec: Pick<SweepSpec, 'taskDirs' | 'protocol'>, dataset: SweepSpec['datasets'][number]): DatasetSpec {
+  return { ...dataset, ...(spec.taskDirs ? { taskDirs: spec.taskDirs } : {}), ...(spec.protocol === 'paper' ? { protocol: 'paper' as const } : {}) };
 }
 
 export type SpecCheck = { ok: true; spec: SweepSpec } | { ok: false; problems: string[] };

@@ -17,9 +17,10 @@
  *   ICL_SWEEP_CACHE_DIR     decompositions and prepared datasets (default ./.cache/icl-sweep)
  *   ICL_SWEEP_MAX_MODELS    models kept loaded (default 2); ICL_SWEEP_DECOMPOSITION_CACHE_MB (default 2048)
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
+ *   ICL_SWEEP_TASK_DIRS     folders of task files (YAML) besides the builtin ones, separated like PATH
  *   ICL_SWEEP_SHUTDOWN_GRACE_SECONDS  time a stopping worker gives running cells to finish (default 30)
  *   ICL_SWEEP_DATA_ROOTS    folders model and dataset paths must lie under, separated by ":" (default:
- *                           ./data, the cache folder and the repository's test/fixtures)
+ *                           ./data, the cache folder, the Hugging Face Hub cache, test/fixtures)
  *   ICL_SWEEP_MAX_EXAMPLE_KB, ICL_SWEEP_MAX_DATASET_MB   largest example (1024) and dataset (512) read
  *   ICL_SWEEP_DATASET_CACHE_MB   parsed datasets kept in memory (default 1024)
  */
@@ -29,6 +30,8 @@ import { fileURLToPath } from 'node:url';
 import type { TLSConfig } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
+import { taskDirsFromEnv } from '../engine/tasks/registry.ts';
+import { hubCacheDir } from '../engine/hub.ts';
 
 export interface TemporalConfig {
   address: string;
@@ -52,6 +55,8 @@ export interface EngineConfig {
   dataRoots: string[];
   datasetLimits: { exampleBytes: number; datasetBytes: number };
   datasetCacheBytes: number;
+  /** Folders of task files besides the builtin ones (ICL_SWEEP_TASK_DIRS). */
+  taskDirs: string[];
 }
 
 export interface WorkerConfig extends EngineConfig {
@@ -71,16 +76,20 @@ const FIXTURES_DIR = fileURLToPath(new URL('../test/fixtures', import.meta.url))
 
 /**
  * ICL_SWEEP_DATA_ROOTS (":"-separated, relative to the working directory), else ./data (the demo's
- * models), the cache folder (prepared recipes) and the repository's test/fixtures.
+ * models), the cache folder (prepared recipes), the local Hugging Face Hub cache (models given by Hub
+ * id) and the repository's test/fixtures.
  */
 export function dataRootsFromEnv(env: Env, cacheDir: string): string[] {
   const given = env.ICL_SWEEP_DATA_ROOTS;
-  const roots = given ? given.split(path.delimiter).filter((r) => r.trim() !== '') : ['data', cacheDir, FIXTURES_DIR];
+  const roots = given ? given.split(path.delimiter).filter((r) => r.trim() !== '') : ['data', cacheDir, hubCacheDir(env), FIXTURES_DIR];
   if (roots.length === 0) throw new Error('ICL_SWEEP_DATA_ROOTS: no folder given');
   return roots.map((r) => path.resolve(r));
 }
 
 type Env = Record<string, string | undefined>;
+
+/** Decompositions and prepared datasets (ICL_SWEEP_CACHE_DIR). */
+export const DEFAULT_CACHE_DIR = './.cache/icl-sweep';
 
 function int(env: Env, name: string, fallback: number, min = 0): number {
   const v = env[name];
@@ -133,7 +142,7 @@ export function engineConfigFromEnv(env: Env = process.env): EngineConfig {
   const provider = env.ICL_SWEEP_EXECUTION_PROVIDER || 'cpu';
   if (provider !== 'cpu' && provider !== 'cuda') throw new Error(`ICL_SWEEP_EXECUTION_PROVIDER: "cpu" or "cuda", got "${provider}"`);
   const threads = env.ICL_SWEEP_THREADS ? int(env, 'ICL_SWEEP_THREADS', 0, 1) : undefined;
-  const cacheDir = env.ICL_SWEEP_CACHE_DIR || './.cache/icl-sweep';
+  const cacheDir = env.ICL_SWEEP_CACHE_DIR || DEFAULT_CACHE_DIR;
   return {
     executionProvider: provider,
     cacheDir,
@@ -143,6 +152,7 @@ export function engineConfigFromEnv(env: Env = process.env): EngineConfig {
     dataRoots: dataRootsFromEnv(env, cacheDir),
     datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },
     datasetCacheBytes: int(env, 'ICL_SWEEP_DATASET_CACHE_MB', 1024) * 2 ** 20,
+    taskDirs: taskDirsFromEnv(env),
   };
 }
 

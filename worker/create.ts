@@ -79,6 +79,7 @@ export function engineOptions(config: EngineConfig, metrics: Pick<Metrics, 'mode
     dataRoots: config.dataRoots,
     datasetLimits: config.datasetLimits,
     datasetCacheBytes: config.datasetCacheBytes,
+    taskDirs: config.taskDirs,
     onModelLoad: (seconds) => metrics.modelLoad(seconds),
   };
 }

@@ -22,7 +22,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
+import { checkSpec, datasetRequest, type SweepSpec } from '../sweepspec/schema.ts';
 import { baselineCell, cellIdentity, expandCells, makeCell, type Cell, type PreparedSweep, type Split } from '../sweepspec/cells.ts';
 import type { CellActivities, SelectionRow, SweepActivities } from '../activities/types.ts';
 import type { CellRequest } from '../engine/types.ts';
@@ -100,7 +100,7 @@ function requestFor(spec: SweepSpec, cell: Cell): CellRequest {
   const baseline = module === 'none';
   return {
     model,
-    dataset,
+    dataset: datasetRequest(spec, dataset),
     // The unpruned model: ratio 0 leaves every weight untouched whatever the module; "all" exists in every family.
     module: module === 'none' ? 'all' : module,
     layer: baseline ? -1 : cell.layer,
@@ -217,7 +217,7 @@ export async function sweep(input: unknown, carried?: SweepState): Promise<Sweep
         datasetFingerprint: id.datasetFingerprint,
         shots: id.shots,
         seed: id.seed,
-        params: { sizes: id.sizes, scoring: id.scoring },
+        params: { sizes: id.sizes, scoring: id.scoring, ...(id.protocol ? { protocol: id.protocol } : {}) },
       };
       inFlight++;
       progress.inFlight = inFlight;

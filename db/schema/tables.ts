@@ -7,6 +7,8 @@
  *   that contains the cell. Canonical coordinates (a ratio-0 cell has module "none", layer 0).
  * - sweep_cells: which cells a sweep contains, with the coordinates as that sweep sees them.
  * - examples: per-example predictions of a cell (label, prediction, one score per class).
+ * - demonstration_draws: which train rows, in which order, a cell's demonstrations are, per
+ *   (dataset fingerprint, split, shots, seed); a cell joins its draw through its own columns.
  * - selections: the paper's Algorithm 1 picks, one per (sweep, model, dataset).
  */
 import { sql } from 'drizzle-orm';
@@ -53,6 +55,7 @@ export const cells = pgTable(
     layer: integer('layer').notNull(),
     ratio: doublePrecision('ratio').notNull(),
     split: text('split').notNull(),
+    /** Demonstrations and seed the cell actually used (the task's defaults when its spec gave none); null until it is done. */
     shots: integer('shots'),
     seed: integer('seed'),
     /** Extra coordinates the key covers (sizes, scoring, ...), as JSON. */
@@ -61,6 +64,8 @@ export const cells = pgTable(
     accuracy: doublePrecision('accuracy'),
     accuracyNorm: doublePrecision('accuracy_norm'),
     n: integer('n'),
+    /** Macro-F1 over the task's classes (classification only). */
+    f1Macro: doublePrecision('f1_macro'),
     forwardTokens: bigint('forward_tokens', { mode: 'number' }),
     /** Wall-clock seconds of the evaluation. */
     seconds: doublePrecision('seconds'),
@@ -150,4 +155,30 @@ export const selections = pgTable(
     createdAt: tstz('created_at').notNull().defaultNow(),
   },
   (t) => [primaryKey({ name: 'selections_pkey', columns: [t.sweep, t.model, t.dataset] })],
+);
+
+/**
+ * The demonstrations of every cell with this dataset, split, shots and seed: train row indices in
+ * prompt order and their classes, and the split file the cells' example indices refer to. Written
+ * with each result (idempotent); several draws of one grid point (other seeds) are other rows.
+ */
+export const demonstrationDraws = pgTable(
+  'demonstration_draws',
+  {
+    datasetFingerprint: text('dataset_fingerprint').notNull(),
+    split: text('split').notNull(),
+    shots: integer('shots').notNull(),
+    seed: integer('seed').notNull(),
+    /** Split file the demonstration rows index (train). */
+    demonstrationSplit: text('demonstration_split').notNull(),
+    rows: integer('rows').array().notNull(),
+    labels: integer('labels').array().notNull(),
+    /** Split file the examples' idx refer to (train, validation or test). */
+    examplesSplit: text('examples_split').notNull(),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'demonstration_draws_pkey', columns: [t.datasetFingerprint, t.split, t.shots, t.seed] }),
+    check('demonstration_draws_split_check', sql`${t.split} in ('validation', 'test')`),
+  ],
 );

@@ -25,6 +25,9 @@ const cellResultColumns = {
   forwardTokens: bigint('forward_tokens', { mode: 'number' }),
   worker: text('worker'),
   cellKey: text('cell_key').notNull(),
+  f1Macro: doublePrecision('f1_macro'),
+  shots: integer('shots'),
+  seed: integer('seed'),
 };
 
 /** One row per (sweep, cell): coordinates as the sweep sees them, results from the shared cell. */
@@ -36,6 +39,7 @@ export const cellDeltas = pgView('cell_deltas', {
   baselineCellKey: text('baseline_cell_key'),
   baselineAccuracy: doublePrecision('baseline_accuracy'),
   delta: doublePrecision('delta'),
+  baselineF1Macro: doublePrecision('baseline_f1_macro'),
 }).existing();
 
 /** One row per selection, with the test accuracy and n of the baseline and of the selected cell. */
@@ -58,4 +62,18 @@ export const selectionResults = pgView('selection_results', {
   selectedAccuracy: doublePrecision('selected_accuracy'),
   selectedN: integer('selected_n'),
   delta: doublePrecision('delta'),
+  baselineF1Macro: doublePrecision('baseline_f1_macro'),
+  selectedF1Macro: doublePrecision('selected_f1_macro'),
+}).existing();
+
+/** The demonstrations of each computed cell (its draw) and the split file its examples' idx refer to. */
+export const cellDemonstrations = pgView('cell_demonstrations', {
+  cellKey: text('cell_key').notNull(),
+  split: text('split').notNull(),
+  shots: integer('shots').notNull(),
+  seed: integer('seed').notNull(),
+  demonstrationSplit: text('demonstration_split').notNull(),
+  demonstrationRows: integer('demonstration_rows').array().notNull(),
+  demonstrationLabels: integer('demonstration_labels').array().notNull(),
+  examplesSplit: text('examples_split').notNull(),
 }).existing();

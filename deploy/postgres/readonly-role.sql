@@ -6,8 +6,8 @@
 -- or deploy/postgres/create-readonly-role.sh, which reads the same from the environment.
 -- Idempotent: rerun it after new migrations add views (it re-grants) or to rotate the password.
 --
--- What the role can do: connect, and SELECT from the documented views cell_results, cell_deltas
--- and selection_results (the views run with their owner's rights, so the base tables need no grant).
+-- What the role can do: connect, and SELECT from the documented views cell_results, cell_deltas,
+-- selection_results and cell_demonstrations (the views run with their owner's rights, so the base tables need no grant).
 -- What it cannot: INSERT / UPDATE / DELETE / TRUNCATE anything, create objects in schema public,
 -- read the base tables directly. default_transaction_read_only is only a second line of defence
 -- (a session can turn it off); the privileges are what keeps the role from writing.
@@ -38,4 +38,4 @@ GRANT USAGE ON SCHEMA public TO :"ro_role";
 -- Postgres < 15 lets every role create tables in schema public; take that away.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :"ro_role";
-GRANT SELECT ON cell_results, cell_deltas, selection_results TO :"ro_role";
+GRANT SELECT ON cell_results, cell_deltas, selection_results, cell_demonstrations TO :"ro_role";

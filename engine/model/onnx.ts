@@ -60,6 +60,13 @@ export function readModelProto(dir: string, path: string): { model: ModelProto; 
   return { model, bytes: buf.length };
 }
 
+/** The external-data files the graph's initializers name (relative to the graph's folder). */
+export function externalDataFiles(model: ModelProto): string[] {
+  const files = new Set<string>();
+  for (const t of graphOf(model).initializer as TensorProto[]) if (isExternal(t)) files.add(externalInfo(t).location);
+  return [...files];
+}
+
 export function isExternal(t: TensorProto): boolean {
   return t.dataLocation === EXTERNAL;
 }

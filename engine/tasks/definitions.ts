@@ -1,13 +1,12 @@
 /**
- * Task definitions: the paper's seven builtin tasks (docs/paper-protocol.md) and the
- * user-defined task of sweepspec/schema.ts, resolved into one plain, JSON-serialisable shape. The
- * resolved definition is hashed into the dataset fingerprint, so any change to a template, a
- * verbalizer or a default changes every cell key that depends on it.
+ * The resolved task: one plain, JSON-serialisable shape for the task files of the registry
+ * (registry.ts, builtin/*.yaml) and for the spec's inline custom task. The resolved definition is
+ * hashed into the dataset fingerprint, so any change to a template, a verbalizer or a default
+ * changes every cell key that depends on it.
  *
  * Templates use `{field}` placeholders (a column of the dataset) and `{answer}`.
  * See README.md beside this file for the rules (splits, sampling, indices, scoring).
  */
-import type { BuiltinTask } from '../vocabulary.ts';
 import type { CustomTask } from '../types.ts';
 import { EngineInputError } from '../types.ts';
 
@@ -48,133 +47,14 @@ export interface ResolvedTask {
     /** Upper bound per class when the request gives no size: fewer are taken where the data has fewer. */
     validationPerClass: number;
   };
-  /** 'validation': the dataset's validation split is the test set (super_glue). 'auto': test split when labelled, else validation. */
-  testSplit: 'validation' | 'auto';
+  /**
+   * 'validation': the dataset's validation split is the test set (super_glue). 'auto': test split when
+   * labelled, else validation. 'train': the train rows left after demonstrations and validation.
+   */
+  testSplit: 'validation' | 'auto' | 'train';
+  /** 'validation': the validation set is the dataset's validation split (absent: drawn from train). */
+  validationSplit?: 'validation';
 }
-
-const SENTIMENT_DEMO = 'text: {sentence}\n sentiment : {answer} \n';
-
-function textTask(
-  name: string,
-  field: string,
-  classes: string[],
-  labels: Record<string, number>,
-  interleave: number[],
-  defaults: ResolvedTask['defaults'],
-): ResolvedTask {
-  return {
-    name,
-    kind: 'classification',
-    fields: [field],
-    labelField: 'label',
-    classes,
-    labels,
-    verbalizers: classes.map((c) => ` ${c}`),
-    demo: SENTIMENT_DEMO.replace('{sentence}', `{${field}}`),
-    demoAnswers: classes,
-    query: { body: `text: {${field}}`, strip: true, suffix: '\n sentiment :' },
-    choices: null,
-    interleave,
-    defaults,
-    testSplit: 'auto',
-  };
-}
-
-/** The seven tasks of the paper, exactly as its code renders them. */
-export const BUILTIN_DEFINITIONS: Record<BuiltinTask, ResolvedTask> = {
-  // glue/sst2 (HF "sst2"): label 0 negative, 1 positive. Its test split is unlabelled (-1): validation serves as test.
-  sst2: textTask('sst2', 'sentence', ['neg', 'pos'], { '0': 0, '1': 1, negative: 0, positive: 1 }, [1, 0], {
-    shots: 10,
-    seed: 49,
-    validationPerClass: 4000,
-  }),
-  // emo: 0 others, 1 happy, 2 sad, 3 angry. The paper's code makes it binary: "others" is written " pos", every emotion " neg".
-  emoc: textTask(
-    'emoc',
-    'text',
-    ['pos', 'neg'],
-    { '0': 0, '1': 1, '2': 1, '3': 1, others: 0, happy: 1, sad: 1, angry: 1 },
-    [0, 1],
-    { shots: 10, seed: 72, validationPerClass: 2500 },
-  ),
-  // ag_news: 0 World, 1 Sports, 2 Business, 3 Sci/Tech.
-  agnews: textTask(
-    'agnews',
-    'text',
-    ['world', 'sports', 'business', 'science'],
-    { '0': 0, '1': 1, '2': 2, '3': 3, World: 0, Sports: 1, Business: 2, 'Sci/Tech': 3 },
-    [0, 1, 2, 3],
-    { shots: 8, seed: 42, validationPerClass: 2000 },
-  ),
-  // glue/mrpc: 0 not_equivalent -> " false", 1 equivalent -> " true".
-  mrpc: {
-    name: 'mrpc',
-    kind: 'classification',
-    fields: ['sentence1', 'sentence2'],
-    labelField: 'label',
-    classes: ['false', 'true'],
-    labels: { '0': 0, '1': 1, not_equivalent: 0, equivalent: 1 },
-    verbalizers: [' false', ' true'],
-    demo: 'sentence1: {sentence1} \n sentence2: {sentence2}\n label : {answer} \n',
-    demoAnswers: ['false', 'true'],
-    query: { body: 'sentence1: {sentence1} \n sentence2: {sentence2}', strip: true, suffix: '\n label :' },
-    choices: null,
-    interleave: [1, 0],
-    defaults: { shots: 10, seed: 42, validationPerClass: 200 },
-    testSplit: 'auto',
-  },
-  // super_glue/rte: 0 entailment -> Yes, 1 not_entailment -> No. The query keeps the trailing space after "No?" (as the paper).
-  rte: {
-    name: 'rte',
-    kind: 'classification',
-    fields: ['premise', 'hypothesis'],
-    labelField: 'label',
-    classes: ['Yes', 'No'],
-    labels: { '0': 0, '1': 1, entailment: 0, not_entailment: 1 },
-    verbalizers: [' Yes', ' No'],
-    demo: '{premise} Does this mean that {hypothesis} is true? select Yes or No? {answer}\n',
-    demoAnswers: ['Yes', 'No'],
-    query: { body: '{premise} Does this mean that {hypothesis} is true? select Yes or No? ', strip: false, suffix: '' },
-    choices: null,
-    interleave: [0, 1],
-    defaults: { shots: 5, seed: 66, validationPerClass: 200 },
-    testSplit: 'validation',
-  },
-  // super_glue/cb: 0 entailment -> Yes, 1 contradiction -> No, 2 neutral -> Maybe (written "Mi" in demonstrations, as the paper).
-  cb: {
-    name: 'cb',
-    kind: 'classification',
-    fields: ['premise', 'hypothesis'],
-    labelField: 'label',
-    classes: ['Yes', 'No', 'Maybe'],
-    labels: { '0': 0, '1': 1, '2': 2, entailment: 0, contradiction: 1, neutral: 2 },
-    verbalizers: [' Yes', ' No', ' Maybe'],
-    demo: "Suppose {premise} Can we infer that '{hypothesis}'? Yes, No, or Maybe? {answer}\n",
-    demoAnswers: ['Yes', 'No', 'Mi'],
-    query: { body: "Suppose {premise} Can we infer that '{hypothesis}'? Yes, No, or Maybe? ", strip: false, suffix: '' },
-    choices: null,
-    interleave: [0, 2, 1],
-    defaults: { shots: 5, seed: 66, validationPerClass: 200 },
-    testSplit: 'validation',
-  },
-  // super_glue/copa: label 0 -> choice1, 1 -> choice2. Candidate = "{premise}\n{question}\n" + "{choice}\n".
-  copa: {
-    name: 'copa',
-    kind: 'multiple-choice',
-    fields: ['premise', 'question', 'choice1', 'choice2'],
-    labelField: 'label',
-    classes: ['choice1', 'choice2'],
-    labels: { '0': 0, '1': 1 },
-    verbalizers: null,
-    demo: '{premise}\n{question}\n{answer}\n',
-    demoAnswers: null,
-    query: null,
-    choices: { context: '{premise}\n{question}\n', continuation: '{choice}\n', fields: ['choice1', 'choice2'] },
-    interleave: [1, 0],
-    defaults: { shots: 5, seed: 66, validationPerClass: 100 },
-    testSplit: 'validation',
-  },
-};
 
 /** Defaults of a user-defined task. */
 export const CUSTOM_DEFAULTS: ResolvedTask['defaults'] = { shots: 10, seed: 42, validationPerClass: 200 };
@@ -224,13 +104,4 @@ export function resolveCustomTask(task: CustomTask): ResolvedTask {
     defaults: CUSTOM_DEFAULTS,
     testSplit: 'auto',
   };
-}
-
-export function resolveTask(task: BuiltinTask | CustomTask): ResolvedTask {
-  if (typeof task === 'string') {
-    const def = BUILTIN_DEFINITIONS[task];
-    if (!def) throw new EngineInputError(`unknown task "${task}"`, task);
-    return def;
-  }
-  return resolveCustomTask(task);
 }

@@ -56,6 +56,33 @@ function labelled(split: PreparedSplit | undefined): split is PreparedSplit & { 
   return split !== undefined && split.labels !== null;
 }
 
+/**
+ * The examples of a held-out labelled split: every row in file order without a size (the paper
+ * evaluates whole splits), else the split shuffled with the seed and `size` rows per class, interleaved.
+ */
+function heldExamples(
+  task: PreparedDataset['task'],
+  held: PreparedSplit & { labels: number[] },
+  size: number | undefined,
+  sizeName: string,
+  seed: number,
+): Pick<CellSample, 'examples' | 'source'> {
+  const labels = held.labels;
+  const source = { split: held.split, file: held.source };
+  if (size === undefined) return { examples: held.rows.map((row, i) => ({ index: i, label: labels[i], row })), source };
+  const lists = byClass(shuffledIndices(held.rows.length, seed), labels, task.classes.length);
+  lists.forEach((list, c) => {
+    if (list.length < size) {
+      throw new EngineInputError(
+        `${held.source}: field "${task.labelField}": too few examples of class "${task.classes[c]}" for ${sizeName} ${size} (the ${held.split} split has ${list.length})`,
+        held.source,
+      );
+    }
+  });
+  const idx = interleaveLists(lists, lists.map(() => size), task.interleave);
+  return { examples: idx.map((i) => ({ index: i, label: labels[i], row: held.rows[i] })), source };
+}
+
 /** Picks the demonstrations and the examples of one cell. Throws EngineInputError when the data has too few examples. */
 export function sampleCell(ds: PreparedDataset, req: SampleRequest): CellSample {
   const task = ds.task;
@@ -88,10 +115,12 @@ export function sampleCell(ds: PreparedDataset, req: SampleRequest): CellSample 
   const rest = lists.map((l, c) => l.slice(need[c]));
   const demos = demoIdx.map((i) => ({ index: i, label: trainLabels[i], row: train.rows[i] }));
 
-  // Validation: the next rows of each class (disjoint from the demonstrations).
+  // Validation: the next rows of each class (disjoint from the demonstrations), or the dataset's own
+  // validation split when the task says so and the folder has it labelled.
+  const heldValidation = task.validationSplit === 'validation' && labelled(ds.splits.validation) ? ds.splits.validation : undefined;
   const v = req.sizes.validationPerClass;
   const vCounts = rest.map((l) => (v === undefined ? Math.min(task.defaults.validationPerClass, l.length) : v));
-  if (v !== undefined) {
+  if (v !== undefined && !heldValidation) {
     for (let c = 0; c < C; c++) {
       if (rest[c].length < v) {
         throw new EngineInputError(
@@ -104,32 +133,18 @@ export function sampleCell(ds: PreparedDataset, req: SampleRequest): CellSample 
   }
   const base = { demos, shots, seed };
   if (req.split === 'validation') {
+    if (heldValidation) return { ...base, ...heldExamples(task, heldValidation, v, 'validationPerClass', seed) };
     const idx = interleaveLists(rest, vCounts, task.interleave);
     return { ...base, examples: idx.map((i) => ({ index: i, label: trainLabels[i], row: train.rows[i] })), source: { split: 'train', file: train.source } };
   }
 
-  // Test: a held-out labelled split, else what is left of train.
-  const candidates: SplitName[] = task.testSplit === 'validation' ? ['validation'] : ['test', 'validation'];
-  const held = candidates.map((s) => ds.splits[s]).find(labelled);
+  // Test: a held-out labelled split (never the one serving as validation), else what is left of train.
+  const candidates: SplitName[] = task.testSplit === 'validation' ? ['validation'] : task.testSplit === 'train' ? [] : ['test', 'validation'];
+  const held = candidates.map((s) => ds.splits[s]).find((s): s is PreparedSplit & { labels: number[] } => labelled(s) && s !== heldValidation);
   const t = req.sizes.testPerClass;
-  if (held) {
-    const labels = held.labels;
-    if (t === undefined) {
-      return { ...base, examples: held.rows.map((row, i) => ({ index: i, label: labels[i], row })), source: { split: held.split, file: held.source } };
-    }
-    const hl = byClass(shuffledIndices(held.rows.length, seed), labels, C);
-    for (let c = 0; c < C; c++) {
-      if (hl[c].length < t) {
-        throw new EngineInputError(
-          `${held.source}: field "${field}": too few examples of class "${task.classes[c]}" for testPerClass ${t} (the ${held.split} split has ${hl[c].length})`,
-          held.source,
-        );
-      }
-    }
-    const idx = interleaveLists(hl, hl.map(() => t), task.interleave);
-    return { ...base, examples: idx.map((i) => ({ index: i, label: labels[i], row: held.rows[i] })), source: { split: held.split, file: held.source } };
-  }
-  const left = rest.map((l, c) => l.slice(vCounts[c]));
+  if (held) return { ...base, ...heldExamples(task, held, t, 'testPerClass', seed) };
+  // With the validation set drawn from train, the rows after it; with a held validation split, every train row after the demonstrations.
+  const left = heldValidation ? rest : rest.map((l, c) => l.slice(vCounts[c]));
   let idx: number[];
   if (t === undefined) {
     idx = left.flat().sort((a, b) => a - b);

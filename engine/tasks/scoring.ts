@@ -47,3 +47,28 @@ export function scoreChoices(
 export function utf8Length(text: string): number {
   return Buffer.byteLength(text, 'utf8');
 }
+
+/**
+ * Macro-averaged F1 over `classes` classes: per class 2TP / (2TP + FP + FN), 0 for a class with no
+ * example and no prediction, averaged over every class of the task (lm-evaluation-harness's CB
+ * `f1` averages the same per-class scores). Classification's standard metric where classes are
+ * unbalanced (CB).
+ */
+export function macroF1(outcomes: readonly { label: number; prediction: number }[], classes: number): number {
+  const tp = new Array<number>(classes).fill(0);
+  const fp = new Array<number>(classes).fill(0);
+  const fn = new Array<number>(classes).fill(0);
+  for (const { label, prediction } of outcomes) {
+    if (label === prediction) tp[label]++;
+    else {
+      fp[prediction]++;
+      fn[label]++;
+    }
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) {
+    const denominator = 2 * tp[c] + fp[c] + fn[c];
+    sum += denominator === 0 ? 0 : (2 * tp[c]) / denominator;
+  }
+  return classes === 0 ? 0 : sum / classes;
+}

@@ -1,4 +1,5 @@
 import type { CellOutcome } from '../../engine/types.ts';
+import { macroF1 } from '../../engine/tasks/scoring.ts';
 
 /** A CellOutcome with n examples, `correct` of them right (labels 0/1, two scores each). */
 export function outcome(n: number, correct: number, extra: Partial<CellOutcome> = {}): CellOutcome {
@@ -10,8 +11,10 @@ export function outcome(n: number, correct: number, extra: Partial<CellOutcome> 
   return {
     accuracy: n === 0 ? 0 : correct / n,
     accuracyNorm: null,
+    f1Macro: macroF1(examples, 2),
     n,
     examples,
+    sample: { shots: 4, seed: 7, demonstrations: { split: 'train', rows: [5, 2, 9, 0], labels: [1, 0, 1, 0] }, examplesSplit: 'test' },
     cost: {
       forwardTokens: 1000 + n,
       promptTokens: 900,

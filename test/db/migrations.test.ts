@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDb, migrate, MIGRATIONS_FOLDER, queryRows, type Db } from '../../db/client.ts';
+import { createDb, migrate, queryRows, type Db } from '../../db/client.ts';
 import { cellResults, findDoneCells, linkCells, saveCellResult, upsertSweep } from '../../db/queries.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { outcome, times } from './helpers.ts';
 
-const TABLES = ['cells', 'examples', 'selections', 'sweep_cells', 'sweeps'];
-const VIEWS = ['cell_deltas', 'cell_results', 'selection_results'];
+/** Every migration of db/migrations, as drizzle-kit lists them. */
+const JOURNAL = JSON.parse(readFileSync(new URL('../../db/migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] };
+const TABLES = ['cells', 'demonstration_draws', 'examples', 'selections', 'sweep_cells', 'sweeps'];
+const VIEWS = ['cell_deltas', 'cell_demonstrations', 'cell_results', 'selection_results'];
 
 async function relations(db: Db): Promise<{ tables: string[]; views: string[] }> {
   const t = await queryRows<{ table_name: string }>(db, 
@@ -34,8 +36,7 @@ describe('migrations on Postgres', () => {
     expect(await relations(t.db)).toEqual({ tables: TABLES, views: VIEWS });
     await migrate(t.db);
     const applied = await queryRows<{ n: number }>(t.db, sql`select count(*)::int as n from drizzle.__drizzle_migrations`);
-    const journal = JSON.parse(readFileSync(path.join(MIGRATIONS_FOLDER, 'meta', '_journal.json'), 'utf8'));
-    expect(applied[0].n).toBe(journal.entries.length); // each migration once
+    expect(applied[0].n).toBe(JOURNAL.entries.length); // each migration once
   });
 
   it('concurrent migrators do not trip over each other', async () => {

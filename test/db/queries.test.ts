@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cellByKey,
+  cellDemonstrationsOf,
   cellDeltaRows,
   cellExamples,
   cellResults,
@@ -66,6 +67,26 @@ describe('saveCellResult', () => {
     expect(c?.startedAt?.toISOString()).toBe(times.startedAt.toISOString());
     const ex = await cellExamples(db, 'c-dup');
     expect(ex).toEqual(o.examples);
+  });
+
+  it('stores the shots and seed the cell used (not the spec\'s null), its macro-F1 and its demonstration draw once', async () => {
+    const o = outcome(8, 6);
+    await saveCellResult(db, { key: 'c-draw', ...coords, shots: null, seed: null, outcome: o, worker: 'w', ...times });
+    await saveCellResult(db, { key: 'c-draw-2', ...coords, ratio: 0.5, shots: null, seed: null, outcome: o, worker: 'w', ...times });
+    const c = await cellByKey(db, 'c-draw');
+    expect(c).toMatchObject({ shots: 4, seed: 7 });
+    // 6 of 8 right, labels alternate: class 0 and class 1 each F1 = 2*3/(2*3+1+1) = 0.75
+    expect(c?.f1Macro).toBeCloseTo(0.75, 12);
+    expect(await count('demonstration_draws', sql`dataset_fingerprint = 'df'`)).toBe(1);
+    for (const key of ['c-draw', 'c-draw-2']) {
+      expect(await cellDemonstrationsOf(db, key)).toEqual({
+        cellKey: key, split: 'test', shots: 4, seed: 7, demonstrationSplit: 'train', demonstrationRows: [5, 2, 9, 0], demonstrationLabels: [1, 0, 1, 0], examplesSplit: 'test',
+      });
+    }
+    // Another seed of the same (dataset, split, shots) is another draw.
+    await saveCellResult(db, { key: 'c-draw-3', ...coords, outcome: { ...o, sample: { ...o.sample, seed: 8 } }, worker: 'w', ...times });
+    expect(await count('demonstration_draws', sql`dataset_fingerprint = 'df'`)).toBe(2);
+    expect((await cellDemonstrationsOf(db, 'c-draw-3'))?.seed).toBe(8);
   });
 
   it('concurrent duplicates still give one set of examples', async () => {
@@ -184,7 +205,7 @@ describe('cell_results', () => {
     );
     expect(r.map((x) => x.column_name)).toEqual([
       'sweep', 'model', 'dataset', 'task', 'module', 'layer', 'ratio', 'split', 'accuracy', 'accuracy_norm', 'n',
-      'status', 'error', 'reused', 'seconds', 'forward_tokens', 'worker', 'cell_key',
+      'status', 'error', 'reused', 'seconds', 'forward_tokens', 'worker', 'cell_key', 'f1_macro', 'shots', 'seed',
     ]);
   });
 
@@ -203,7 +224,7 @@ describe('cell_results', () => {
       {
         sweep: 'one', model: 'gpt2-small', dataset: 'sst-small', task: 'sst2', module: 'v_proj', layer: 2, ratio: 0.75, split: 'test',
         accuracy: 0.75, accuracyNorm: 0.7, n: 20, status: 'done', error: null, reused: false, seconds: 1.5, forwardTokens: 1020,
-        worker: 'gpu-1', cellKey: 'shared-1',
+        worker: 'gpu-1', cellKey: 'shared-1', f1Macro: expect.closeTo(0.7494, 4), shots: 4, seed: 7,
       },
     ]);
     expect(two).toHaveLength(1);
@@ -257,7 +278,7 @@ describe('cell_deltas', () => {
     const cols = await queryRows<{ column_name: string }>(db, 
       sql`select column_name from information_schema.columns where table_name = 'cell_deltas' order by ordinal_position`,
     );
-    expect(cols.map((c) => c.column_name).slice(-3)).toEqual(['baseline_cell_key', 'baseline_accuracy', 'delta']);
+    expect(cols.map((c) => c.column_name).slice(-7)).toEqual(['baseline_cell_key', 'baseline_accuracy', 'delta', 'f1_macro', 'shots', 'seed', 'baseline_f1_macro']);
   });
 });
 

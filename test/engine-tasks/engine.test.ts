@@ -33,6 +33,7 @@ function engineWith(fake: ReturnType<typeof fakeLoader>, extra: { batchSize?: nu
     maxModels: extra.maxModels ?? 2,
     decompositionCacheBytes: 1 << 20,
     loadModel: fake.load,
+    locateModel: fake.locate,
     batchSize: extra.batchSize,
     tokenizeChunk: extra.tokenizeChunk,
   });
@@ -159,19 +160,6 @@ describe('evaluate (fake model layer)', () => {
     const again = await engine.evaluate({ ...base, model: b });
     expect(again.cost.modelLoadSeconds).toBe(0);
     expect(fake.calls.loads).toHaveLength(2);
-    await engine.close();
-  });
-
-  it('preview shows the exact prompt text of a cell', async () => {
-    const engine = engineWith(fakeLoader()) as unknown as import('../../engine/evaluate.ts').IclEngine;
-    const p = await engine.preview({ dataset: { name: 'rte', path: join(FIX, 'rte'), task: 'rte' }, split: 'test', shots: 2, sizes: {} }, 2);
-    expect(p.demonstrations.split('\n').filter(Boolean)).toHaveLength(2);
-    expect(p.demonstrations).toMatch(/^.+ Does this mean that .+ is true\? select Yes or No\? Yes\n.+ is true\? select Yes or No\? No\n$/);
-    expect(p.examples).toHaveLength(2);
-    expect(p.examples[0].index).toBe(0);
-    expect(p.examples[0].text[0]).toMatch(/ is true\? select Yes or No\? $/);
-    const c = await engine.preview({ dataset: { name: 'copa', path: join(FIX, 'copa'), task: 'copa' }, split: 'test', shots: 1, sizes: {} }, 1);
-    expect(c.examples[0].text).toHaveLength(2);
     await engine.close();
   });
 
@@ -382,6 +370,7 @@ describe('model load time', () => {
       maxModels: 1,
       decompositionCacheBytes: 1 << 20,
       loadModel: fake.load,
+      locateModel: fake.locate,
       onModelLoad: (seconds, dir) => loads.push([seconds, dir]),
     });
     const a = { name: 'a', path: '/fake/a' };
@@ -415,6 +404,7 @@ describe('model load time', () => {
       maxModels: 1,
       decompositionCacheBytes: 1 << 20,
       loadModel: fake.load,
+      locateModel: fake.locate,
       onModelLoad: () => {
         throw new Error('observer broke');
       },

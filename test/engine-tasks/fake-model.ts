@@ -4,7 +4,8 @@
  * prefix-reuse and full-prompt paths agree by construction), with every call recorded.
  */
 import type { CausalLMLike, EditedLMLike, LoadModelFn, WeightEdit } from '../../engine/evaluate.ts';
-import type { ModelInfo } from '../../engine/types.ts';
+import type { ModelInfo, ModelSpec } from '../../engine/types.ts';
+import type { ModelLocation } from '../../engine/hub.ts';
 
 export const VOCAB = 4096;
 
@@ -98,7 +99,13 @@ function editSalt(edit: WeightEdit | null): number {
   return edit === null ? 0 : hashSeq([...edit.module].map((c) => c.charCodeAt(0)).concat([edit.layer + 7, Math.round(edit.ratio * 1000)]));
 }
 
-export function fakeLoader(opts: FakeOptions = {}): { load: LoadModelFn; calls: FakeCalls; tokenizers: Map<string, FakeTokenizer> } {
+export function fakeLoader(opts: FakeOptions = {}): {
+  load: LoadModelFn;
+  /** A fake model has no files: its path is its folder. */
+  locate: (model: ModelSpec) => ModelLocation;
+  calls: FakeCalls;
+  tokenizers: Map<string, FakeTokenizer>;
+} {
   const calls: FakeCalls = { loads: [], edits: [], prefills: [], batches: [], released: 0, disposed: [], hints: [] };
   const tokenizers = new Map<string, FakeTokenizer>();
   const load: LoadModelFn = async (dir) => {
@@ -179,5 +186,5 @@ export function fakeLoader(opts: FakeOptions = {}): { load: LoadModelFn; calls: 
     };
     return lm;
   };
-  return { load, calls, tokenizers };
+  return { load, locate: (model) => ({ dir: model.path, file: 'model.onnx' }), calls, tokenizers };
 }

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, EngineInputError, type CellOutcome, type CellRequest } from '../../engine/index.ts';
 import { tokenizeCell, verbalizerTokenIds, type IclEngine } from '../../engine/evaluate.ts';
 import { loadModel } from '../../engine/model/index.ts';
-import { BUILTIN_DEFINITIONS } from '../../engine/tasks/definitions.ts';
+import { BUILTIN_DEFINITIONS } from '../../engine/tasks/registry.ts';
 
 const MODELS = resolve(import.meta.dirname, '../fixtures/models');
 const DATA = resolve(import.meta.dirname, '../fixtures/datasets');

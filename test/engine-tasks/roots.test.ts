@@ -7,8 +7,9 @@ import { cpSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, unli
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, EngineInputError } from '../../engine/index.ts';
+import { createEngine, EngineInputError, locateModel } from '../../engine/index.ts';
 import { DataRoots, realPathOf } from '../../engine/paths.ts';
+import { onnxCommunityFiles, writeHubModel } from '../support/hub-cache.ts';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures');
 const tmp = realpathSync(mkdtempSync(join(tmpdir(), 'engine-roots-')));
@@ -97,5 +98,27 @@ describe('an engine with allowed roots', () => {
     await refusal(
       engine.checkCells({ model: { name: 'm', path: join(outside, 'gpt2') }, dataset: { name: 'd', task: 'sst2', path: join(root, 'datasets/sst2') }, split: 'test', shots: 2, sizes: { testPerClass: 2 } }),
     );
+  });
+
+  it('refuses a spec task folder outside them', async () => {
+    mkdirSync(join(outside, 'tasks'), { recursive: true });
+    await refusal(engine.describeDataset({ name: 'd', task: 'sst2', path: join(root, 'datasets/sst2'), taskDirs: [join(outside, 'tasks')] }));
+  });
+
+  it('finds a Hub id in a Hub cache under them, and refuses one in a cache elsewhere', async () => {
+    const files = onnxCommunityFiles(FIXTURES);
+    const refs = { main: 'c'.repeat(40) };
+    const inside = join(root, 'hf-hub');
+    const elsewhere = join(outside, 'hf-hub');
+    for (const hub of [inside, elsewhere]) writeHubModel(hub, 'tiny-org/tiny-llama', [{ commit: refs.main, files }], refs);
+    const options = { executionProvider: 'cpu' as const, cacheDir: join(tmp, 'cache'), maxModels: 1, decompositionCacheBytes: 1 << 24, threads: 1, dataRoots: [root] };
+    const found = createEngine({ ...options, locateModel: (m) => locateModel(m, { HF_HUB_CACHE: inside }) });
+    const refused = createEngine({ ...options, locateModel: (m) => locateModel(m, { HF_HUB_CACHE: elsewhere }) });
+    try {
+      expect((await found.describeModel({ name: 'm', path: 'tiny-org/tiny-llama' })).family).toBe('llama');
+      await refusal(refused.describeModel({ name: 'm', path: 'tiny-org/tiny-llama' }));
+    } finally {
+      await Promise.all([found.close(), refused.close()]);
+    }
   });
 });

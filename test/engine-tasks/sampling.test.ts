@@ -1,19 +1,13 @@
 /** Demonstrations, validation and test sets: deterministic, balanced, interleaved, disjoint. */
 import { describe, expect, it } from 'vitest';
 import { prepareDataset, type PreparedDataset } from '../../engine/data/index.ts';
-import type { ReadDataset, Row, SplitName } from '../../engine/data/files.ts';
-import { BUILTIN_DEFINITIONS, type ResolvedTask } from '../../engine/tasks/definitions.ts';
+import type { Row, SplitName } from '../../engine/data/files.ts';
+import { virtualRead } from './virtual-dataset.ts';
+import type { ResolvedTask } from '../../engine/tasks/definitions.ts';
+import { BUILTIN_DEFINITIONS } from '../../engine/tasks/registry.ts';
 import { createRng, shuffledIndices } from '../../engine/random.ts';
 import { sampleCell } from '../../engine/tasks/sampling.ts';
 import { EngineInputError } from '../../engine/types.ts';
-
-export function virtualRead(splits: Partial<Record<SplitName, Row[]>>): ReadDataset {
-  const out: ReadDataset['splits'] = {};
-  for (const [name, rows] of Object.entries(splits) as [SplitName, Row[]][]) {
-    out[name] = { split: name, files: [`/virtual/${name}.jsonl`], source: `/virtual/${name}.jsonl`, rows, counts: [rows.length] };
-  }
-  return { dir: '/virtual', splits: out, filesHash: 'virtual', signature: '', bytes: 0 };
-}
 
 /** n rows per class, classes cycling, each row tagged with its position. */
 function textRows(perClass: number[], field = 'sentence'): Row[] {

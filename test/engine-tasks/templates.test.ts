@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_TASKS } from '../../engine/vocabulary.ts';
 import { customTaskSchema } from '../../sweepspec/schema.ts';
-import { BUILTIN_DEFINITIONS, resolveCustomTask, resolveTask } from '../../engine/tasks/definitions.ts';
+import { resolveCustomTask } from '../../engine/tasks/definitions.ts';
+import { BUILTIN_DEFINITIONS, resolveTask } from '../../engine/tasks/registry.ts';
 import { renderChoices, renderDemo, renderDemos, renderQuery } from '../../engine/tasks/render.ts';
 import { EngineInputError } from '../../engine/types.ts';
 

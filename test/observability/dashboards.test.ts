@@ -51,12 +51,12 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   'icl-sweep-accuracy-surfaces/2/A': ['baseline_accuracy', 'best_accuracy', 'best_delta'],
   'icl-sweep-accuracy-surfaces/3/A': ['layer', 'ratio', 'accuracy'],
   'icl-sweep-accuracy-surfaces/4/A': ['layer', 'ratio', 'delta'],
-  'icl-sweep-accuracy-surfaces/5/A': ['model', 'dataset', 'task', 'module', 'layer', 'ratio', 'accuracy', 'baseline_accuracy', 'delta', 'n'],
+  'icl-sweep-accuracy-surfaces/5/A': ['model', 'dataset', 'task', 'module', 'layer', 'ratio', 'accuracy', 'baseline_accuracy', 'delta', 'f1_macro', 'n'],
   'icl-sweep-accuracy-surfaces/6/A': [
     'model', 'dataset', 'task', 'module', 'layer', 'ratio', 'validation_accuracy', 'baseline_accuracy', 'selected_accuracy', 'delta',
     'baseline_n', 'selected_n', 'selected_status',
   ],
-  'icl-sweep-accuracy-surfaces/7/A': ['module', 'layer', 'ratio', 'accuracy', 'delta', 'n', 'seconds', 'forward_tokens', 'worker', 'reused'],
+  'icl-sweep-accuracy-surfaces/7/A': ['module', 'layer', 'ratio', 'accuracy', 'delta', 'f1_macro', 'n', 'seconds', 'forward_tokens', 'worker', 'reused'],
   'icl-sweep-accuracy-surfaces/8/A': ['model', 'dataset', 'module', 'layer', 'ratio', 'split', 'error', 'worker'],
 };
 

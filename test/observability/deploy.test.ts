@@ -251,6 +251,16 @@ describe('Grafana provisioning', () => {
     expect(sqlQueries(dashboards).length).toBeGreaterThan(5);
     expect(promQueries(dashboards).length).toBeGreaterThan(10);
   });
+
+  it('are generated from the typed code in dashboards/src (npm run dashboards), byte for byte', async () => {
+    const { staleDashboards, generatedDashboards } = await import('../../dashboards/generate.ts');
+    expect(Object.keys(generatedDashboards()).sort()).toEqual(readdirSync(path.join(REPO, 'dashboards')).filter((f) => f.endsWith('.json')).sort());
+    expect(staleDashboards(), 'edit dashboards/src/ and run npm run dashboards').toEqual([]);
+    // A hand edit of a committed file is caught.
+    const copy = mkdtempSync(path.join(os.tmpdir(), 'icl-dashboards-'));
+    for (const [file, text] of Object.entries(generatedDashboards())) writeFileSync(path.join(copy, file), text.replace('"Failed cells"', '"Failed cells!"'));
+    expect(staleDashboards(copy)).toEqual(['accuracy-surfaces.json']);
+  });
 });
 
 describe('Kubernetes manifests', () => {

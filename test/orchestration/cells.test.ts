@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { baselineCell, canonicalJson, cellIdentity, cellKey, expandCells, gridProblems, makeCell, type PreparedSweep } from '../../sweepspec/cells.ts';
-import { checkSpec, type SweepSpec } from '../../sweepspec/schema.ts';
+import { checkSpec, datasetRequest, type SweepSpec } from '../../sweepspec/schema.ts';
 
 function spec(over: Record<string, unknown> = {}): SweepSpec {
   const r = checkSpec({
@@ -73,13 +73,30 @@ describe('cell keys', () => {
       key(spec({ sizes: { validationPerClass: 10 } })),
       key(spec({ scoring: { multipleChoice: 'loglik-norm', svd: 'exact' } })),
       key(spec({ scoring: { multipleChoice: 'loglik', svd: 'randomized' } })),
+      key(spec({ protocol: 'paper' })),
+      // The paper's protocol is in the key even where its scoring is overridden back to the default's.
+      key(spec({ protocol: 'paper', scoring: { multipleChoice: 'loglik', svd: 'exact' } })),
     ];
     for (const v of variants) expect(v).not.toBe(k);
     expect(new Set(variants).size).toBe(variants.length);
   });
 
-  it('ignores what does not change the result (name, maxInFlight, selection, split default of the spec)', () => {
-    expect(key(spec({ name: 'other', maxInFlight: 50, continueAsNewAfter: 3 }))).toBe(key());
+  it('ignores what does not change the result (name, maxInFlight, selection, split default of the spec, task folders)', () => {
+    expect(key(spec({ name: 'other', maxInFlight: 50, continueAsNewAfter: 3, taskDirs: ['/tasks'] }))).toBe(key());
+    // The default protocol, written or not, is the key it always was.
+    expect(key(spec({ protocol: 'default' }))).toBe(key());
+  });
+
+  it("the paper's protocol switches the scoring in one place, keeps explicit choices, and reaches the engine's dataset request", () => {
+    expect(spec({ protocol: 'paper' }).scoring).toEqual({ multipleChoice: 'mean-logits', svd: 'randomized' });
+    expect(spec({ protocol: 'paper', scoring: { svd: 'exact' } }).scoring).toEqual({ multipleChoice: 'mean-logits', svd: 'exact' });
+    expect(spec().scoring).toEqual({ multipleChoice: 'loglik', svd: 'exact' });
+    expect(spec({ scoring: { multipleChoice: 'loglik-norm' } }).scoring).toEqual({ multipleChoice: 'loglik-norm', svd: 'exact' });
+    const paper = spec({ protocol: 'paper', taskDirs: ['/tasks'] });
+    expect(datasetRequest(paper, paper.datasets[0])).toEqual({ name: 'd1', task: 'sst2', path: '/d/1', taskDirs: ['/tasks'], protocol: 'paper' });
+    expect(datasetRequest(base, base.datasets[0])).toEqual({ name: 'd1', task: 'sst2', path: '/d/1' });
+    expect(cellIdentity(paper, '1.0.0', prepared.models[0], prepared.datasets[0], point).protocol).toBe('paper');
+    expect(cellIdentity(base, '1.0.0', prepared.models[0], prepared.datasets[0], point)).not.toHaveProperty('protocol');
   });
 
   it('canonicalises ratio 0: one unpruned cell whatever the module, layer and SVD', () => {

@@ -10,20 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCellActivities } from '../../activities/index.ts';
 import { metrics } from '../../activities/metrics.ts';
 import { linkCells, upsertSweep } from '../../db/queries.ts';
-import type { CellOutcome, Engine } from '../../engine/types.ts';
+import type { Engine } from '../../engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { outcome as makeOutcome } from '../db/helpers.ts';
 import { rows } from './helpers.ts';
 
 let t: TestDatabase;
 let evaluations = 0;
 
-const outcome: CellOutcome = {
-  accuracy: 0.75,
-  accuracyNorm: null,
-  n: 4,
-  examples: [0, 1, 2, 3].map((index) => ({ index, label: index % 2, prediction: index === 3 ? 0 : index % 2, scores: [0, 0] })),
-  cost: { forwardTokens: 10, promptTokens: 10, demoTokens: 2, seconds: 0.01, svdSeconds: 0, decompositionCacheHits: 0, decompositionCacheMisses: 0, modelLoadSeconds: 0 },
-};
+const outcome = makeOutcome(4, 3);
 const engine: Engine = {
   evaluate: async () => {
     evaluations++;

@@ -1,7 +1,8 @@
 /** The strict spec: an unknown key is an error naming it with the closest known key; so are names outside the vocabulary. */
 import { describe, expect, it } from 'vitest';
 import { checkSpec } from '../../sweepspec/schema.ts';
-import { closest, editDistance } from '../../sweepspec/suggest.ts';
+import { closest, editDistance } from '../../engine/suggest.ts';
+import { resolveNamedTask } from '../../engine/tasks/registry.ts';
 
 const base = {
   name: 's',
@@ -51,12 +52,15 @@ describe('unknown keys', () => {
 });
 
 describe('names outside the vocabulary', () => {
-  it('modules, tasks and recipes name the value with the closest known one', () => {
-    const p = problems({ ...base, modules: ['mlps', 'fc_in'], datasets: [{ name: 'd', task: 'sst-2', path: '/d' }, { name: 'y', recipe: 'sentiment-uci/yelpp' }] });
-    expect(p).toHaveLength(3);
-    expect(p[0]).toMatch(/^datasets\[0\]\.task: unknown task "sst-2" \(did you mean "sst2"\?\); known: sst2, rte/);
-    expect(p[1]).toMatch(/^datasets\[1\]\.recipe: unknown recipe "sentiment-uci\/yelpp" \(did you mean "sentiment-uci\/yelp"\?\)/);
-    expect(p[2]).toMatch(/^modules\[0\]: unknown module "mlps" \(did you mean "mlp"\?\)/);
+  it('modules and recipes name the value with the closest known one', () => {
+    const p = problems({ ...base, modules: ['mlps', 'fc_in'], datasets: [{ name: 'd', task: 'sst2', path: '/d' }, { name: 'y', recipe: 'sentiment-uci/yelpp' }] });
+    expect(p).toHaveLength(2);
+    expect(p[0]).toMatch(/^datasets\[1\]\.recipe: unknown recipe "sentiment-uci\/yelpp" \(did you mean "sentiment-uci\/yelp"\?\)/);
+    expect(p[1]).toMatch(/^modules\[0\]: unknown module "mlps" \(did you mean "mlp"\?\)/);
+  });
+
+  it('a task name outside the registry is refused by the engine, naming the closest known one', () => {
+    expect(() => resolveNamedTask('sst-2')).toThrow(/^unknown task "sst-2" \(did you mean "sst2"\?\); known tasks: /);
   });
 });
 

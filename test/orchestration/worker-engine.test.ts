@@ -37,7 +37,7 @@ describe('worker engine options', () => {
     });
 
     const fake = fakeLoader({ loadDelayMs: 30 });
-    const engine = createEngine({ ...opts, loadModel: fake.load });
+    const engine = createEngine({ ...opts, loadModel: fake.load, locateModel: fake.locate });
     await engine.describeModel({ name: 'm', path: '/fake/m' }); // what prepareSweep does
     expect(observed).toHaveLength(1);
     expect(observed[0]).toBeGreaterThanOrEqual(0.02);
@@ -47,8 +47,8 @@ describe('worker engine options', () => {
   });
 
   it('default to roots that keep the demo, recipes and the tests working, and limits that suit real benchmark data', () => {
-    const config = workerConfigFromEnv({ ICL_SWEEP_CACHE_DIR: join(tmp, 'cache') });
-    expect(config.dataRoots).toEqual([resolve('data'), join(tmp, 'cache'), resolve(import.meta.dirname, '../fixtures')]);
+    const config = workerConfigFromEnv({ ICL_SWEEP_CACHE_DIR: join(tmp, 'cache'), HF_HOME: join(tmp, 'hf') });
+    expect(config.dataRoots).toEqual([resolve('data'), join(tmp, 'cache'), join(tmp, 'hf', 'hub'), resolve(import.meta.dirname, '../fixtures')]);
     expect(config.datasetLimits).toEqual({ exampleBytes: 2 ** 20, datasetBytes: 512 * 2 ** 20 });
     expect(config.datasetCacheBytes).toBe(2 ** 30);
     expect(() => workerConfigFromEnv({ ICL_SWEEP_MAX_EXAMPLE_KB: '0' })).toThrow(/ICL_SWEEP_MAX_EXAMPLE_KB/);

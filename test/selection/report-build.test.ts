@@ -18,6 +18,8 @@ const base: SelectionInput = {
   selectedStatus: 'done',
   selectedAccuracy: 0.75,
   selectedN: 4,
+  baselineF1Macro: null,
+  selectedF1Macro: null,
 };
 
 const preds = (correct: boolean[]) => correct.map((c, idx) => ({ idx, label: 1, prediction: c ? 1 : 0 }));

@@ -12,6 +12,7 @@ import { createDb, linkCells, migrate, saveCellResult, saveSelections, upsertSwe
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { runReport } from '../../cli/report.ts';
 import { elements, parseXml, textOf } from './xml.ts';
+import { macroF1 } from '../../engine/tasks/scoring.ts';
 
 const SWEEP = 'report-sweep';
 
@@ -26,8 +27,10 @@ function outcome(n: number, correct: (i: number) => boolean): CellOutcome {
   return {
     accuracy: right / n,
     accuracyNorm: null,
+    f1Macro: macroF1(examples, 2),
     n,
     examples,
+    sample: { shots: 2, seed: 1, demonstrations: { split: 'train', rows: [0, 1], labels: [0, 1] }, examplesSplit: 'test' },
     cost: { forwardTokens: 1, promptTokens: 1, demoTokens: 1, seconds: 1, svdSeconds: 0, decompositionCacheHits: 0, decompositionCacheMisses: 0, modelLoadSeconds: 0 },
   };
 }
@@ -49,7 +52,8 @@ interface Hand {
  * Model "tiny", datasets cb and sst (spec order), module mlp, layers 0 and 1, ratios 0, 0.5, 0.9.
  * cb: validation picks mlp / layer 1 / ratio 0.5 (0.95); on test (20 examples) the unpruned model is
  * right on 0..9 (10/20), the selected cell on 1..18 (18/20): b = 1 (example 0), c = 9 (10..18), so
- * the exact McNemar p = 2 * 11/1024 = 0.021484375.
+ * the exact McNemar p = 2 * 11/1024 = 0.021484375. Macro-F1 (labels alternate 0/1): 0.5 -> 0.9 (each class
+ * 10/20 -> 18/20); sst's unpruned test cell (7/10 right): (8/11 + 6/9) / 2 = 0.697.
  * sst: nothing beats the unpruned model on validation; the selection is the unpruned cell itself.
  */
 const CELLS: Hand[] = [
@@ -153,17 +157,17 @@ describe.each(drivers)('report on %s', (_name, open) => {
     expect(code).toBe(0);
     const lines = out.split('\n');
     const header = lines.find((l) => l.startsWith('task'))!;
-    expect(header).toMatch(/task\s+model\s+module\s+layer\s+ratio\s+val acc\s+test acc before -> after\s+95% CI before\s+95% CI after\s+McNemar p\s+b\/c\s+val-test gap\s+n/);
+    expect(header).toMatch(/task\s+model\s+module\s+layer\s+ratio\s+val acc\s+test acc before -> after\s+95% CI before\s+95% CI after\s+test macro-F1 before -> after\s+McNemar p\s+b\/c\s+val-test gap\s+n/);
 
     const cb = lines.find((l) => l.startsWith('cb '))!;
     const [b0, b1] = wilson(10, 20);
     const [s0, s1] = wilson(18, 20);
-    expect(cb.split(/\s{2,}/)).toEqual(['cb', 'tiny', 'mlp', '1', '0.5', '0.950', '0.500 -> 0.900 (+0.400)', `[${b0}, ${b1}]`, `[${s0}, ${s1}]`, '0.02148', '1/9', '+0.050', '20']);
+    expect(cb.split(/\s{2,}/)).toEqual(['cb', 'tiny', 'mlp', '1', '0.5', '0.950', '0.500 -> 0.900 (+0.400)', `[${b0}, ${b1}]`, `[${s0}, ${s1}]`, '0.500 -> 0.900', '0.02148', '1/9', '+0.050', '20']);
     expect([b0, b1, s0, s1]).toEqual(['0.299', '0.701', '0.699', '0.972']);
 
     const sst = lines.find((l) => l.startsWith('sst2 '))!;
     const [t0, t1] = wilson(7, 10);
-    expect(sst.split(/\s{2,}/)).toEqual(['sst2', 'tiny', 'none', '0', '0', '0.800', '0.700 -> 0.700 (±0.000)', `[${t0}, ${t1}]`, `[${t0}, ${t1}]`, '1', '0/0', '+0.100', '10']);
+    expect(sst.split(/\s{2,}/)).toEqual(['sst2', 'tiny', 'none', '0', '0', '0.800', '0.700 -> 0.700 (±0.000)', `[${t0}, ${t1}]`, `[${t0}, ${t1}]`, '0.697 -> 0.697', '1', '0/0', '+0.100', '10']);
     // cb (spec order) before sst2.
     expect(lines.indexOf(cb)).toBeLessThan(lines.indexOf(sst));
   });
@@ -185,8 +189,10 @@ describe.each(drivers)('report on %s', (_name, open) => {
     expect(table[2].split(/\s+/)).toEqual(['0', '0.600', '0.650', '0.550']);
     expect(table[3].split(/\s+/)).toEqual(['1', '0.600', '0.950*', '0.600']);
 
-    const files = (await readdir(dir)).sort();
-    expect(files).toEqual(['tiny__cb__mlp__test.svg', 'tiny__cb__mlp__validation.svg', 'tiny__sst__mlp__validation.svg', 'tiny__sst__none__test.svg']);
+    const all = (await readdir(dir)).sort();
+    const stems = ['tiny__cb__mlp__test', 'tiny__cb__mlp__validation', 'tiny__sst__mlp__validation', 'tiny__sst__none__test'];
+    expect(all).toEqual(stems.flatMap((s) => [`${s}.csv`, `${s}.svg`, `${s}__lines.svg`]).sort());
+    const files = stems.map((s) => `${s}.svg`);
     const expected: Record<string, string[]> = {
       'tiny__cb__mlp__validation.svg': ['0.600', '0.650', '0.550', '0.950'],
       'tiny__cb__mlp__test.svg': ['0.500', '0.900'],
@@ -201,11 +207,37 @@ describe.each(drivers)('report on %s', (_name, open) => {
       const texts = cells.map(textOf);
       for (const v of expected[f]) expect(texts.some((t) => t.endsWith(v)), `${f} holds ${v}`).toBe(true);
     }
-    expect(out).toContain(`Surfaces written (4 SVG files):`);
+    expect(out).toContain(`Surfaces written (12 files: heatmaps, accuracy-vs-ratio lines, CSV):`);
+
+    // The line plot of the cb validation surface: a line per layer through its three ratios, the unpruned 0.6 dashed across.
+    const lines = parseXml(await readFile(path.join(dir, 'tiny__cb__mlp__validation__lines.svg'), 'utf8'));
+    const layers = elements(lines).filter((e) => e.attributes.class === 'layer');
+    expect(layers.map((g) => g.attributes['data-layer'])).toEqual(['0', '1']);
+    const points = (g: (typeof layers)[number]) => elements(g).filter((e) => e.name === 'circle').map(textOf);
+    expect(points(layers[1])).toEqual(['layer 1, ratio 0: 0.6 (n=20)', 'layer 1, ratio 0.5: 0.95 (n=20)', 'layer 1, ratio 0.9: 0.6 (n=20)']);
+    const polyline = elements(layers[1]).find((e) => e.name === 'polyline')!;
+    const ys = polyline.attributes.points.split(' ').map((p) => Number(p.split(',')[1]));
+    expect(ys[1]).toBeLessThan(ys[0]); // 0.95 is drawn above 0.6
+    expect(ys[2]).toBe(ys[0]);
+    const unpruned = elements(lines).find((e) => e.attributes.class === 'unpruned')!;
+    expect(Number(unpruned.attributes.y1)).toBe(ys[0]);
+    expect(textOf(lines)).toContain('unpruned 0.600');
+
+    // The CSV of the same surface: every (layer, ratio) with its value, status and n.
+    const csv = (await readFile(path.join(dir, 'tiny__cb__mlp__validation.csv'), 'utf8')).trim().split('\n');
+    expect(csv[0]).toBe('model,dataset,module,split,layer,ratio,accuracy,status,n');
+    expect(csv.slice(1)).toEqual([
+      'tiny,cb,mlp,validation,0,0,0.6,done,20',
+      'tiny,cb,mlp,validation,0,0.5,0.65,done,20',
+      'tiny,cb,mlp,validation,0,0.9,0.55,done,20',
+      'tiny,cb,mlp,validation,1,0,0.6,done,20',
+      'tiny,cb,mlp,validation,1,0.5,0.95,done,20',
+      'tiny,cb,mlp,validation,1,0.9,0.6,done,20',
+    ]);
   });
 
   it('--json gives the same numbers to scripts', async () => {
-    const { code, out } = await run(handle.db, [SWEEP, '--json', '--no-svg', '--bootstrap', '500', '--seed', '3']);
+    const { code, out } = await run(handle.db, [SWEEP, '--json', '--no-svg', '--no-csv', '--bootstrap', '500', '--seed', '3']);
     expect(code).toBe(0);
     const report = JSON.parse(out);
     expect(report.sweep).toBe(SWEEP);
@@ -239,7 +271,7 @@ describe.each(drivers)('report on %s', (_name, open) => {
   });
 
   it('a sweep without selections still gets its surfaces; unknown sweeps and bad usage fail', async () => {
-    const other = await run(handle.db, ['other', '--no-svg']);
+    const other = await run(handle.db, ['other', '--no-svg', '--no-csv']);
     expect(other.code).toBe(0);
     expect(other.out).toContain('No selections stored for this sweep');
     expect(other.out).toContain('accuracy: sweep other, model tiny, dataset cb, module mlp, split validation');

@@ -1,4 +1,4 @@
-/** "Did you mean ...?" for misspelled keys and names. Pure (imported by the workflow through schema.ts). */
+/** "Did you mean ...?" for misspelled keys and names. Pure (the spec schema, which the workflow imports, uses it too). */
 
 /** Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-insensitive. */
 export function editDistance(a: string, b: string): number {
