@@ -24,7 +24,7 @@ import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, externalDataFiles, floatTypeOf, type
 import { Edited } from './runs.ts';
 import { createSession, SessionPool, sessionOptions } from './session.ts';
 import { loadTokenizer, type ModelTokenizer, readJson } from './tokenizer.ts';
-import { WeightStore, type WidenedFile, widenInitializers } from './weight-store.ts';
+import { realExternalFolder, WeightStore, type WidenedFile, widenInitializers } from './weight-store.ts';
 import { type Family, familyModules, familyOf, mapWeights, type Sizes, sizesOf, type WeightMap } from './weights.ts';
 
 export { EngineInputError };
@@ -189,6 +189,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   // the prunable matrices as stored, before any rewrite points them elsewhere
   const store = WeightStore.open(model, new Set(map.tensors.keys()), onnxDir, onnxPath);
   const { widened, selectable } = prepareGraph(model, opts, onnxDir, onnxPath);
+  const externalFolder = realExternalFolder(model, onnxDir, onnxPath, new Set(widened ? [widened.path] : []));
   const io = ioSpec(model, onnxPath);
   const fingerprint = await fingerprintP;
 
@@ -205,7 +206,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
         deviceId: opts.deviceId,
         threads: opts.threads,
         cpuMemArena: opts.cpuMemArena,
-        externalFolder: onnxDir,
+        externalFolder,
         externalData: widened ? [{ path: widened.path, data: await widened.fill() }] : undefined,
       }))();
     options.catch(() => (options = null)); // a failed read is tried again by the next cell

@@ -4,9 +4,9 @@
  * positioned reads of their byte range, and keeps no copy of them (the decomposition cache holds what is
  * worth keeping).
  */
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { isAbsolute, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve } from 'node:path';
 import { EngineInputError } from '../types.ts';
 import {
   DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, elementCount, externalInfo, graphOf, isExternal, type ModelProto, setExternal, type TensorProto, toFloat32,
@@ -107,6 +107,34 @@ export class WeightStore {
     if (!s) throw new Error(`internal: ${name} is not in the weight store`);
     return s;
   }
+}
+
+/**
+ * The folder ONNX Runtime is to read the graph's external data from, with the graph's locations (in memory)
+ * renamed to match. Usually the ONNX file's own folder, unchanged. A data file reached through a link (the
+ * Hugging Face cache links each snapshot file to a blob named by its hash) is named by its real path
+ * instead: ONNX Runtime follows links and refuses data whose real location lies outside the folder it is
+ * given, so the folder becomes the real files' folder and each location the real file's name. Locations in
+ * `inMemory` (files handed to the runtime from memory) are left alone.
+ */
+export function realExternalFolder(model: ModelProto, onnxDir: string, onnxPath: string, inMemory: ReadonlySet<string> = new Set()): string {
+  const tensors = (graphOf(model).initializer as TensorProto[]).filter((t) => isExternal(t) && !inMemory.has(externalInfo(t).location));
+  const real = new Map<string, string>();
+  for (const t of tensors) {
+    const { location } = externalInfo(t);
+    if (!real.has(location)) real.set(location, realpathSync(resolve(onnxDir, location)));
+  }
+  const realDir = realpathSync(onnxDir);
+  if ([...real].every(([location, path]) => path === resolve(realDir, location))) return onnxDir;
+  const folders = new Set([...real.values()].map((path) => dirname(path)));
+  if (folders.size !== 1) {
+    throw new EngineInputError(`${onnxPath}: its external data files lie in different folders once links are followed; ONNX Runtime reads them from one folder`, onnxPath);
+  }
+  for (const t of tensors) {
+    const { location, offset, length } = externalInfo(t);
+    setExternal(t, basename(real.get(location)!), offset, length ?? statSync(real.get(location)!).size - offset);
+  }
+  return [...folders][0];
 }
 
 /** The file name the widened weights of a 16-bit model go by (ONNX Runtime reads it from memory, never from disk). */

@@ -3,13 +3,13 @@
  * the checks on external references (inside the ONNX file's folder, present, long enough). Also the model
  * folder + ONNX file layout (onnx/model.onnx with its data beside it, config and tokenizer at the top).
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../../engine/model/index.ts';
 import { externalInfo, graphOf, onnx, readModelProto, type TensorProto } from '../../engine/model/onnx.ts';
-import { WeightStore } from '../../engine/model/weight-store.ts';
+import { realExternalFolder, WeightStore } from '../../engine/model/weight-store.ts';
 import { familyOf, mapWeights, sizesOf } from '../../engine/model/weights.ts';
 import { EngineInputError } from '../../engine/types.ts';
 import { maxDiff } from '../support/max-diff.ts';
@@ -104,5 +104,27 @@ describe('a model folder with the ONNX file in a subfolder', () => {
     expect(maxDiff(row, ref.next_token_logprobs[0])).toBeLessThan(1e-4);
     e.release();
     await lm.dispose();
+  });
+});
+
+describe('realExternalFolder', () => {
+  const locations = (dir: string) => new Set((graphOf(storeOf(dir).model).initializer as TensorProto[]).filter((t) => t.dataLocation === 1).map((t) => externalInfo(t).location));
+
+  it('keeps the ONNX file\'s folder and locations when the data file is a plain file', () => {
+    const dir = join(MODELS, 'llama');
+    const { model } = storeOf(dir);
+    expect(realExternalFolder(model, dir, join(dir, 'model.onnx'))).toBe(dir);
+    expect(locations(dir)).toEqual(new Set(['model.onnx_data']));
+  });
+
+  it('names a linked data file by its real folder and name (the Hub cache links snapshot files to blobs)', () => {
+    const dir = copyOf('llama', 'linked');
+    mkdirSync(join(work, 'blobs'));
+    renameSync(join(dir, 'model.onnx_data'), join(work, 'blobs/0123abcd'));
+    symlinkSync(join(work, 'blobs/0123abcd'), join(dir, 'model.onnx_data'));
+    const { model } = storeOf(dir);
+    expect(realExternalFolder(model, dir, join(dir, 'model.onnx'))).toBe(realpathSync(join(work, 'blobs')));
+    const renamed = (graphOf(model).initializer as TensorProto[]).filter((t) => t.dataLocation === 1).map((t) => externalInfo(t).location);
+    expect(new Set(renamed)).toEqual(new Set(['0123abcd']));
   });
 });
