@@ -5,7 +5,13 @@ import { checkSpec, type SpecCheck } from '../sweepspec/schema.ts';
 
 /** The spec as the user wrote it (what the workflow receives), or a readable error. */
 export async function readSpecFile(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`${file}: cannot read the spec file (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a folder, not a file' : (code ?? (err as Error).message)})`);
+  }
   const isYaml = /\.ya?ml$/i.test(file);
   try {
     return isYaml ? parseYaml(text) : JSON.parse(text);

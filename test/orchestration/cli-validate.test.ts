@@ -49,6 +49,14 @@ const base = {
 };
 
 describe('validate', () => {
+  it('names a spec file it cannot read', async () => {
+    const missing = path.join(tmp, 'no-such-spec.yaml');
+    const r = await cli(['validate', missing]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${missing}: cannot read the spec file (no such file)`);
+    expect(r.stderr).not.toMatch(/ENOENT|at async/);
+  });
+
   it('passes a spec whose files pass the prepare checks', async () => {
     const r = await cli(['validate', await specFile('good', base)]);
     expect(r.stderr).toBe('');
