@@ -4,11 +4,12 @@
  *
  * A cell is one (model, dataset, module, layer, ratio, split) point of a grid. Its key is the
  * sha256 of the canonical JSON of everything its result depends on (file fingerprints, protocol,
- * engine version), so a cell computed once is reused by every later sweep that contains it.
+ * engine version, execution provider), so a cell computed once is reused by every later sweep that
+ * contains it. The grid itself, addressed by cell index, is in grid.ts.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
-import type { SweepSpec } from './schema.ts';
+import type { ExecutionProvider, SweepSpec } from './schema.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
 
 export type Split = 'validation' | 'test';
@@ -70,7 +71,12 @@ export interface CellIdentity {
   scoring: { multipleChoice: string; svd: string };
   /** "paper" under the paper's protocol; absent under the default one, so default keys are what they always were. */
   protocol?: 'paper';
+  /** ONNX Runtime execution provider the cell runs on (CPU and CUDA kernels differ in their last bits). */
+  executionProvider: ExecutionProvider;
 }
+
+/** The parts of a spec a cell key depends on. */
+export type KeySpec = Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol' | 'executionProvider'>;
 
 /** JSON with object keys sorted at every level; `undefined` members are dropped, -0 becomes 0. */
 export function canonicalJson(value: unknown): string {
@@ -94,7 +100,7 @@ export function canonicalJson(value: unknown): string {
  * and layer (and whatever SVD it would have used), so it gets module "none", layer 0, svd "none".
  */
 export function cellIdentity(
-  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol'>,
+  spec: KeySpec,
   engineVersion: string,
   model: Pick<PreparedModel, 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'fingerprint'>,
@@ -118,6 +124,7 @@ export function cellIdentity(
     },
     scoring: { multipleChoice: spec.scoring.multipleChoice, svd: baseline ? 'none' : spec.scoring.svd },
     ...(spec.protocol === 'paper' ? { protocol: 'paper' as const } : {}),
+    executionProvider: spec.executionProvider,
   };
 }
 
@@ -153,47 +160,25 @@ export function gridProblems(spec: SweepSpec, prepared: PreparedSweep, allModels
       problems.push(`modules[${i}]: "${module}" is not a module of any model in the sweep (families: ${families})`);
     }
   });
-  return problems;
-}
-
-/**
- * Expands a spec into its cells for one split, in grid order: model-major, then dataset, module,
- * layer, ratio (all ratios of one matrix back to back, so they share one decomposition).
- * A module the model's family lacks (e.g. fc_up on GPT-2) is skipped for that model.
- * Cells with the same key (every ratio-0 point of a (model, dataset)) appear once, where first met,
- * with the canonical coordinates (module "none", layer 0).
- */
-export function expandCells(spec: SweepSpec, prepared: PreparedSweep, split: Split): Cell[] {
-  const cells: Cell[] = [];
-  const seen = new Set<string>();
-  const datasets = new Map(prepared.datasets.map((d) => [d.name, d]));
-  const models = new Map(prepared.models.map((m) => [m.name, m]));
-  for (const modelSpec of spec.models) {
-    const model = models.get(modelSpec.name);
-    if (!model) throw new Error(`expandCells: model "${modelSpec.name}" was not prepared`);
-    const layers = layersFor(spec, model);
-    for (const datasetSpec of spec.datasets) {
-      const dataset = datasets.get(datasetSpec.name);
-      if (!dataset) throw new Error(`expandCells: dataset "${datasetSpec.name}" was not prepared`);
-      for (const module of spec.modules) {
-        if (!model.modules.includes(module)) continue;
-        for (const layer of layers) {
-          for (const ratio of spec.ratios) {
-            const cell = makeCell(spec, prepared.engineVersion, model, dataset, { module, layer, ratio, split });
-            if (seen.has(cell.key)) continue;
-            seen.add(cell.key);
-            cells.push(cell);
-          }
-        }
-      }
+  // Two entries with the same files would be the same cells under two names: one grid row each is required.
+  for (const [field, items] of [
+    ['models', prepared.models],
+    ['datasets', prepared.datasets],
+  ] as const) {
+    const first = new Map<string, string>();
+    for (const item of items) {
+      const earlier = first.get(item.fingerprint);
+      const i = (spec[field] as { name: string }[]).findIndex((x) => x.name === item.name);
+      if (earlier !== undefined) problems.push(`${field}[${i}]: the same files as "${earlier}" (give each ${field === 'models' ? 'model' : 'dataset'} once)`);
+      else first.set(item.fingerprint, item.name);
     }
   }
-  return cells;
+  return problems;
 }
 
 /** One cell, with canonical coordinates for a ratio-0 point. */
 export function makeCell(
-  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol'>,
+  spec: KeySpec,
   engineVersion: string,
   model: Pick<PreparedModel, 'name' | 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'name' | 'fingerprint'>,
@@ -213,7 +198,7 @@ export function makeCell(
 
 /** The baseline (unpruned) cell of a (model, dataset, split). */
 export function baselineCell(
-  spec: Pick<SweepSpec, 'shots' | 'seed' | 'sizes' | 'scoring' | 'protocol'>,
+  spec: KeySpec,
   prepared: PreparedSweep,
   modelName: string,
   datasetName: string,

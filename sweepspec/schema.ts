@@ -33,6 +33,10 @@ function oneOf<const T extends readonly [string, ...string[]]>(values: T, what: 
   });
 }
 
+/** ONNX Runtime execution providers a sweep can run on; each has its own cells task queue. */
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+
 const name = z
   .string()
   .min(1)
@@ -123,6 +127,13 @@ export const sweepSpecSchema = strict({
   /** default: the corrected protocol; paper: the paper's code where it differs (engine/tasks/README.md). */
   protocol: oneOf(PROTOCOLS, 'protocol').default('default'),
   scoring: scoringSchema.default({}),
+  /**
+   * Where the cells run: the numerics differ between providers, so it is part of every cell key, and
+   * cells go to the task queue of workers with that provider ("<queue>-cells-<provider>").
+   */
+  executionProvider: oneOf(EXECUTION_PROVIDERS, 'execution provider').default('cpu'),
+  /** Take over the sweep name even when it holds a different grid (its cells stay stored for reuse). */
+  replace: z.boolean().default(false),
   /** Folders of task files (YAML) besides the builtin ones; workers must reach them like the dataset folders. */
   taskDirs: z.array(z.string().min(1)).optional(),
   /** Run the paper's Algorithm 1: pick the best cell per (model, dataset) on validation, then test it. */

@@ -1,16 +1,15 @@
 /**
  * Cell keys of stored sweeps must not change by accident: a sweep stored with these inputs is reused
- * only while the same inputs give the same keys. The values below were computed before the layout
- * change that moved the spec schema, the vocabulary and the fingerprint routine; a deliberate key
- * change (a new engine version, a new identity field) updates them in the same commit. Updated once since:
- * the weights' stored type joined the identity (weightDtype "float32" here).
+ * only while the same inputs give the same keys. A deliberate key change (a new engine version, a new
+ * identity field) updates them in the same commit; the last ones added the weights' stored type
+ * (weightDtype "float32" here) and the execution provider ("cpu").
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createEngine } from '../../engine/index.ts';
-import { expandCells } from '../../sweepspec/cells.ts';
+import { expandCells } from '../../sweepspec/grid.ts';
 import { checkSpec } from '../../sweepspec/schema.ts';
 
 const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;
@@ -18,9 +17,9 @@ const PINNED = {
   model: 'a66cf0d374bcd49c1565a6cbf28b40cf5cd8b970d7d4e1ad4d1eb1aa092bb749',
   dataset: 'a6652d1b947a7108e397fde1365b3756bf4811d136cb1bf0bca69cd169c34db2',
   keys: [
-    'none/0/0=5dde1a44c8fc183eed30043ce6fac3e9cfd264d33fd35712cee818c470094018',
-    'mlp/0/0.5=317c52e25a5bd1d03e49c9e20b86b22d991d0fcb3a386e97123e05a85fa197a5',
-    'mlp/2/0.5=eae6928c8c80d55763a2498092d63a170037bb604db939ca067cc5a61a564a06',
+    'none/0/0=9090fd5d249cbd892d571215b5c518f66e99d83352d586cbcb35d6cf8ef67115',
+    'mlp/0/0.5=140e7608fd09f35beb18719232161877401f34926840f45cfc3170c5b147cf39',
+    'mlp/2/0.5=4b8ddd7c9947105a5dacfe87eb1869ca70b4630457624b3283aab391c29af5e3',
   ],
 };
 
