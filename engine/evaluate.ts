@@ -68,6 +68,10 @@ export interface EditedLMLike {
 }
 export interface CausalLMLike {
   info: ModelInfo;
+  /** Version of the runtime that runs the model (e.g. ONNX Runtime's). */
+  readonly runtimeVersion?: string;
+  /** The float type the runtime computes the weights in (default: their stored type). */
+  readonly computeType?: string;
   tokenizer: LMTokenizer;
   withEdit(edit: WeightEdit | null): Promise<EditedLMLike>;
   dispose(): Promise<void>;
@@ -76,7 +80,7 @@ export type { WeightEdit };
 export type LoadModelFn = (
   dir: string,
   /** `file`: the ONNX file within `dir` (engine/hub.ts). */
-  opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number; file: string },
+  opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number; decompositionDiskBytes?: number; file: string },
 ) => Promise<CausalLMLike>;
 
 /** Options beyond the contract's EngineOptions. */
@@ -363,10 +367,12 @@ export class IclEngine implements Engine {
   private readonly tokenizeChunk: number;
   private readonly locate: (model: ModelSpec) => ModelLocation;
   private readonly roots?: DataRoots;
+  private readonly executionProvider: EngineOptions['executionProvider'];
 
   constructor(opts: EngineOptions & EngineTuning) {
     if (!Number.isInteger(opts.maxModels) || opts.maxModels < 1) throw new EngineInputError(`maxModels must be >= 1, got ${opts.maxModels}`, 'maxModels');
     this.batchSize = Math.max(1, Math.floor(opts.batchSize ?? 16));
+    this.executionProvider = opts.executionProvider;
     this.tokenizeChunk = Math.max(1, Math.floor(opts.tokenizeChunk ?? 64));
     this.locate = opts.locateModel ?? ((model) => locateModel(model));
     let loader: Promise<LoadModelFn> | undefined;
@@ -378,6 +384,7 @@ export class IclEngine implements Engine {
         cacheDir: opts.cacheDir,
         decompositionCacheBytes: opts.decompositionCacheBytes,
         file: at.file,
+        decompositionDiskBytes: opts.decompositionDiskBytes,
         maxBatch: this.batchSize,
       } as Parameters<LoadModelFn>[1]);
     };
@@ -584,6 +591,7 @@ export class IclEngine implements Engine {
             decompositionCacheMisses: elm.cacheMisses,
             modelLoadSeconds: model.loadSeconds,
           },
+          runtime: { executionProvider: this.executionProvider, weightDtype: lm.computeType ?? lm.info.weightDtype, onnxruntime: lm.runtimeVersion ?? 'unknown' },
         };
       } finally {
         elm.release?.();

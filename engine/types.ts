@@ -95,6 +95,15 @@ export interface CellSampleRecord {
   examplesSplit: 'train' | 'validation' | 'test';
 }
 
+/** What computed a cell: the numerics depend on it. */
+export interface CellRuntime {
+  executionProvider: 'cpu' | 'cuda';
+  /** Element type the runtime computed the weights in ('float32' for 16-bit weights widened on CPU). */
+  weightDtype: string;
+  /** ONNX Runtime version ("unknown" for a model layer that does not say). */
+  onnxruntime: string;
+}
+
 export interface CellOutcome {
   /** The cell's accuracy under its scoring option. */
   accuracy: number;
@@ -106,6 +115,7 @@ export interface CellOutcome {
   examples: ExampleOutcome[];
   sample: CellSampleRecord;
   cost: CellCost;
+  runtime: CellRuntime;
 }
 
 export interface ModelInfo {
@@ -147,6 +157,8 @@ export interface EngineOptions {
   maxModels: number;
   /** Upper bound of the in-memory decomposition cache. */
   decompositionCacheBytes: number;
+  /** Upper bound of the decompositions kept on disk under cacheDir (least recently used go first); default 20 GiB. */
+  decompositionDiskBytes?: number;
   /** ONNX Runtime intra-op threads; undefined: its default. */
   threads?: number;
   /** Folders of task files besides the builtin one (e.g. from ICL_SWEEP_TASK_DIRS); a dataset's own taskDirs come after them. */

@@ -1,14 +1,20 @@
 /**
  * Decomposition cache keyed by content: sha256 of the (sliced) matrix bytes + its shape + the method.
- * In memory: LRU bounded by bytes. On disk: <cacheDir>/decompositions/<key>.svd (written atomically).
+ * In memory: LRU bounded by bytes. On disk: <cacheDir>/decompositions/<key>.svd (written atomically),
+ * LRU bounded by bytes too: a read touches the file's mtime, and after each write the least recently
+ * used files go until the folder is under its bound. The bound holds for the folder, whichever
+ * processes share it (the files' mtimes are the shared order).
  * One instance per (process, cacheDir), shared by every model loaded in the process.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Decomposition, decompositionBytes } from './svd.ts';
 
 const MAGIC = 0x31445653; // 'SVD1'
+
+/** Disk bound of the decompositions when none is given: 20 GiB. */
+export const DEFAULT_DISK_CACHE_BYTES = 20 * 2 ** 30;
 
 export function contentKey(data: Float32Array, m: number, n: number, method: string): string {
   const h = createHash('sha256');
@@ -42,10 +48,13 @@ export class DecompositionCache {
   private bytes = 0;
   private inflight = new Map<string, Promise<Decomposition>>();
   readonly stats: CacheStats = { hits: 0, misses: 0, diskHits: 0, bytes: 0, entries: 0 };
+  private pruning: Promise<void> | null = null;
+  private pruneAgain = false;
 
   constructor(
     readonly dir: string | null,
     public maxBytes: number,
+    public diskMaxBytes: number = DEFAULT_DISK_CACHE_BYTES,
   ) {}
 
   /**
@@ -133,6 +142,8 @@ export class DecompositionCache {
       return null;
     }
     if (buf.length < 16) return null;
+    const now = new Date();
+    await utimes(this.file(key), now, now).catch(() => undefined); // most recently used; gone meanwhile is fine
     const head = new Uint32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + 16));
     const [magic, m, n, r] = head;
     if (magic !== MAGIC || buf.length !== 16 + 4 * (m * r + r + r * n)) return null;
@@ -141,7 +152,7 @@ export class DecompositionCache {
   }
 
   private async writeDisk(key: string, d: Decomposition): Promise<void> {
-    if (!this.dir) return;
+    if (!this.dir || 16 + decompositionBytes(d) > this.diskMaxBytes) return;
     const dir = join(this.dir, 'decompositions');
     await mkdir(dir, { recursive: true });
     const head = Buffer.from(new Uint32Array([MAGIC, d.m, d.n, d.r]).buffer);
@@ -149,17 +160,58 @@ export class DecompositionCache {
     const tmp = `${this.file(key)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     await writeFile(tmp, Buffer.concat(parts));
     await rename(tmp, this.file(key));
+    await this.pruneDisk();
+  }
+
+  /** Deletes least recently used files until the folder is under diskMaxBytes (one pass at a time; a write during it asks for another). */
+  async pruneDisk(): Promise<void> {
+    if (!this.dir) return;
+    if (this.pruning) {
+      this.pruneAgain = true;
+      return this.pruning;
+    }
+    this.pruning = (async () => {
+      do {
+        this.pruneAgain = false;
+        await evictLeastRecentlyUsed(join(this.dir!, 'decompositions'), this.diskMaxBytes);
+      } while (this.pruneAgain);
+    })().finally(() => (this.pruning = null));
+    return this.pruning;
+  }
+}
+
+/** Deletes the oldest-used `.svd` files of `dir` until their total is at most `maxBytes`. */
+async function evictLeastRecentlyUsed(dir: string, maxBytes: number): Promise<void> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.svd'));
+  const files = (
+    await Promise.all(
+      names.map(async (name) => {
+        const s = await stat(join(dir, name)).catch(() => null); // removed by another process meanwhile
+        return s ? { path: join(dir, name), bytes: s.size, used: s.mtimeMs } : null;
+      }),
+    )
+  ).filter((f) => f !== null);
+  let total = files.reduce((n, f) => n + f.bytes, 0);
+  if (total <= maxBytes) return;
+  files.sort((a, b) => a.used - b.used);
+  for (const f of files) {
+    if (total <= maxBytes) break;
+    await unlink(f.path).catch(() => undefined);
+    total -= f.bytes;
   }
 }
 
 const shared = new Map<string, DecompositionCache>();
 
-/** The process-wide cache for a cache folder (its byte bound is the largest one asked for). */
-export function sharedCache(cacheDir: string, maxBytes: number): DecompositionCache {
+/** The process-wide cache for a cache folder (its byte bounds are the largest ones asked for). */
+export function sharedCache(cacheDir: string, maxBytes: number, diskMaxBytes = DEFAULT_DISK_CACHE_BYTES): DecompositionCache {
   let c = shared.get(cacheDir);
   if (!c) {
-    c = new DecompositionCache(cacheDir, maxBytes);
+    c = new DecompositionCache(cacheDir, maxBytes, diskMaxBytes);
     shared.set(cacheDir, c);
-  } else if (maxBytes > c.maxBytes) c.maxBytes = maxBytes;
+  } else {
+    c.maxBytes = Math.max(c.maxBytes, maxBytes);
+    c.diskMaxBytes = Math.max(c.diskMaxBytes, diskMaxBytes);
+  }
   return c;
 }

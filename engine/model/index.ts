@@ -37,6 +37,8 @@ export interface LoadOptions {
   threads?: number;
   cacheDir: string;
   decompositionCacheBytes: number;
+  /** Disk bound of the decomposition cache (default: the cache's). */
+  decompositionDiskBytes?: number;
   /** The ONNX file within the model folder (e.g. onnx/model_fp16.onnx); default model.onnx. Its external data is
    *  found relative to the ONNX file's own folder; config.json and the tokenizer are in the model folder. */
   file?: string;
@@ -118,6 +120,8 @@ export interface CausalLM {
   /** The float type the runtime computes the weights in: their own (CUDA), or float32 where the provider lacks
    *  16-bit kernels (CPU). */
   readonly computeType: string;
+  /** ONNX Runtime's version. */
+  readonly runtimeVersion: string;
 }
 
 /** The stored type of the prunable matrices ('float16+float32' when they differ). */
@@ -218,7 +222,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   );
 
   const sizes = { ...baseSizes, vocab: Number(config.vocab_size) };
-  const cache = sharedCache(opts.cacheDir, opts.decompositionCacheBytes);
+  const cache = sharedCache(opts.cacheDir, opts.decompositionCacheBytes, opts.decompositionDiskBytes);
   const editor = new Editor(family, baseSizes, map, store, cache);
   const limits = {
     maxLogitsBytes: opts.maxLogitsBytes ?? 64 * 2 ** 20,
@@ -254,6 +258,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     cache,
     selectsLogits: selectable,
     computeType,
+    runtimeVersion: ort.env.versions.common ?? 'unknown',
     dispose: () => pool.dispose(),
   };
 }
