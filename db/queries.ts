@@ -1,13 +1,14 @@
 /**
  * What the activities and the CLI do with the results database. Every write is an idempotent
- * upsert by key: a retried or duplicated activity never duplicates rows. Works on both drivers
- * (node-postgres and PGlite). Columns of the views: db/README.md.
+ * upsert by key: a retried or duplicated activity never duplicates rows, and a done cell is never
+ * overwritten. Works on both drivers (node-postgres and PGlite). Columns of the views: db/README.md.
  */
-import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, ne, or, sql } from 'drizzle-orm';
 import type { CellOutcome, ExampleOutcome, Split } from '../engine/types.ts';
 import type { Db } from './client.ts';
 import { chunks, KEY_CHUNK } from './client.ts';
 import {
+  cellConflicts,
   cellDeltas,
   cellResults as cellResultsView,
   cells,
@@ -17,6 +18,7 @@ import {
   selections,
   sweepCells,
   sweeps,
+  type SweepStatus,
 } from './schema/index.ts';
 
 export { createDb, migrate, queryRows, describeUrl, DEFAULT_PGLITE_DIR, MIGRATIONS_FOLDER } from './client.ts';
@@ -50,17 +52,82 @@ export interface SweepInput {
   workflowId: string;
   /** The validated sweep spec (stored as JSON). */
   spec: unknown;
+  /** Identity of the sweep's grid (sweepspec/grid.ts); omitted: not checked. */
+  grid?: string;
+  /** Take the name even when it holds another grid: its links and selections go, its cells stay. */
+  replace?: boolean;
 }
 
-/** Creates the sweep or updates its workflow id and spec (a rerun under a new workflow id keeps the row and its cells). */
-export async function upsertSweep(db: Db, sweep: SweepInput): Promise<void> {
+/** Who holds a sweep name with another grid. */
+export interface SweepHolder {
+  workflowId: string;
+  updatedAt: Date;
+}
+
+export type ClaimResult = { claimed: true; replaced: boolean } | { claimed: false; holder: SweepHolder };
+
+/**
+ * Creates the sweep, or takes its row over for a rerun (new workflow id, same grid). A different grid
+ * is refused unless `replace`: then the sweep is re-linked to the new grid, its old links and
+ * selections deleted (the cells stay stored, for reuse). One transaction, the row locked.
+ */
+export async function claimSweep(db: Db, sweep: SweepInput): Promise<ClaimResult> {
+  return db.transaction(async (tx) => {
+    await tx.insert(sweeps).values({ name: sweep.name, workflowId: sweep.workflowId, spec: sweep.spec as object, grid: sweep.grid ?? null }).onConflictDoNothing();
+    const [row] = await tx.select().from(sweeps).where(eq(sweeps.name, sweep.name)).for('update');
+    const other = sweep.grid !== undefined && row.grid !== null && row.grid !== sweep.grid;
+    if (other && !sweep.replace) return { claimed: false, holder: { workflowId: row.workflowId, updatedAt: row.updatedAt } };
+    if (other) {
+      await tx.delete(sweepCells).where(eq(sweepCells.sweep, sweep.name));
+      await tx.delete(selections).where(eq(selections.sweep, sweep.name));
+    }
+    await tx
+      .update(sweeps)
+      .set({
+        workflowId: sweep.workflowId,
+        spec: sweep.spec as object,
+        grid: sweep.grid ?? row.grid,
+        status: 'running',
+        cellsFinished: other ? 0 : row.cellsFinished,
+        updatedAt: sql`now()`,
+        reportedAt: sql`now()`,
+      })
+      .where(eq(sweeps.name, sweep.name));
+    return { claimed: true, replaced: other };
+  });
+}
+
+export interface SweepProgressInput {
+  name: string;
+  planned: number;
+  finished: number;
+  status: SweepStatus;
+}
+
+/** The workflow's own count of the sweep's cells (the progress gauges read it). */
+export async function recordSweepProgress(db: Db, p: SweepProgressInput): Promise<void> {
   await db
-    .insert(sweeps)
-    .values({ name: sweep.name, workflowId: sweep.workflowId, spec: sweep.spec as object })
-    .onConflictDoUpdate({
-      target: sweeps.name,
-      set: { workflowId: sweep.workflowId, spec: sweep.spec as object, updatedAt: sql`now()` },
-    });
+    .update(sweeps)
+    .set({ cellsPlanned: p.planned, cellsFinished: p.finished, status: p.status, reportedAt: sql`now()` })
+    .where(eq(sweeps.name, p.name));
+}
+
+/**
+ * Sweeps whose workflow reported within `runningSeconds` while running, or ended less than
+ * `endedSeconds` ago (a sweep that was terminated never reports its end: it drops out after the first).
+ */
+export async function recentSweepProgress(
+  db: Db,
+  window: { runningSeconds: number; endedSeconds: number },
+): Promise<{ name: string; planned: number; finished: number; status: SweepStatus }[]> {
+  const since = (seconds: number) => sql`now() - make_interval(secs => ${seconds})`;
+  return db
+    .select({ name: sweeps.name, planned: sweeps.cellsPlanned, finished: sweeps.cellsFinished, status: sweeps.status })
+    .from(sweeps)
+    .where(
+      or(and(eq(sweeps.status, 'running'), gt(sweeps.reportedAt, since(window.runningSeconds))), and(ne(sweeps.status, 'running'), gt(sweeps.reportedAt, since(window.endedSeconds)))),
+    )
+    .orderBy(asc(sweeps.name));
 }
 
 export async function sweepByName(db: Db, name: string): Promise<SweepRow | undefined> {
@@ -101,7 +168,7 @@ function taskFromSpec(spec: unknown): Map<string, string | null> {
 }
 
 /**
- * Records that the sweep contains these cells (idempotent; the sweep must exist: upsertSweep first).
+ * Records that the sweep contains these cells (idempotent; the sweep must exist: claimSweep first).
  * Duplicate keys in `cells` are linked once (first occurrence wins). Re-linking updates the coordinates
  * and keeps `reused`.
  */
@@ -112,7 +179,7 @@ export async function linkCells(db: Db, sweepName: string, cellsIn: readonly Swe
   let tasks: Map<string, string | null> | undefined;
   if (unique.some((c) => c.task === undefined)) {
     const sweep = await sweepByName(db, sweepName);
-    if (!sweep) throw new Error(`linkCells: unknown sweep "${sweepName}" (call upsertSweep first)`);
+    if (!sweep) throw new Error(`linkCells: unknown sweep "${sweepName}" (call claimSweep first)`);
     tasks = taskFromSpec(sweep.spec);
   }
   for (const part of chunks(unique, LINK_CHUNK)) {
@@ -191,27 +258,37 @@ export interface CellCoordinates {
   params?: unknown;
 }
 
-export interface CellResultInput extends CellCoordinates {
+/** Who wrote a cell row, and with what runtime. */
+export interface Provenance {
+  worker: string;
+  host?: string | null;
+  /** Temporal's attempt number of the activity attempt (1: first try). */
+  attempt?: number;
+  executionProvider?: string | null;
+  weightDtype?: string | null;
+  onnxruntimeVersion?: string | null;
+}
+
+export interface CellResultInput extends CellCoordinates, Provenance {
   key: string;
   outcome: CellOutcome;
-  worker: string;
   /** The activity that computed it (cells.computed_by). */
   computedBy?: string;
   startedAt: Date;
   finishedAt: Date;
+  /** The sweep the result was computed for (named in a conflict record). */
+  sweep?: string;
 }
 
-export interface CellFailureInput extends CellCoordinates {
+export interface CellFailureInput extends CellCoordinates, Provenance {
   key: string;
   error: string;
-  worker: string;
   startedAt?: Date;
   finishedAt?: Date;
 }
 
-export interface CellStartInput extends CellCoordinates {
+export interface CellStartInput extends CellCoordinates, Provenance {
   key: string;
-  worker: string;
   startedAt?: Date;
 }
 
@@ -230,16 +307,35 @@ function coordinateValues(c: CellCoordinates) {
   };
 }
 
+function provenanceValues(p: Provenance) {
+  return {
+    worker: p.worker,
+    host: p.host ?? null,
+    attempts: p.attempt ?? 0,
+    executionProvider: p.executionProvider ?? null,
+    weightDtype: p.weightDtype ?? null,
+    onnxruntimeVersion: p.onnxruntimeVersion ?? null,
+  };
+}
+
 /**
- * Stores a finished cell, its examples and its demonstration draw in one transaction: the cell row is
- * upserted (status done, error cleared, attempts + 1, the shots and seed it actually used), the example
- * rows replaced and the draw inserted unless present. Saving the same result twice leaves one cell row,
- * one set of example rows and one draw.
+ * What saving a finished cell did: `stored` (the first result), `duplicate` (the cell was done with
+ * the same numbers: nothing written), `conflict` (done with other numbers: they went to
+ * cell_conflicts, the stored result stands).
  */
-export async function saveCellResult(db: Db, input: CellResultInput): Promise<void> {
+export type SaveOutcome = 'stored' | 'duplicate' | 'conflict';
+
+/**
+ * Stores a finished cell, its examples and its demonstration draw (the shots and seed it actually
+ * used) in one transaction, unless the cell is done already: a done cell is never overwritten. A
+ * second completion is compared with the stored one (accuracy, accuracy_norm, n, every prediction);
+ * when anything differs it is kept in cell_conflicts.
+ */
+export async function saveCellResult(db: Db, input: CellResultInput): Promise<SaveOutcome> {
   const { outcome } = input;
   const values = {
     ...coordinateValues(input),
+    ...provenanceValues(input),
     shots: outcome.sample.shots,
     seed: outcome.sample.seed,
     status: 'done' as const,
@@ -252,7 +348,6 @@ export async function saveCellResult(db: Db, input: CellResultInput): Promise<vo
     cost: outcome.cost as unknown as object,
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
-    worker: input.worker,
     computedBy: input.computedBy ?? null,
     error: null,
   };
@@ -260,14 +355,14 @@ export async function saveCellResult(db: Db, input: CellResultInput): Promise<vo
   const byIndex = new Map<number, ExampleOutcome>();
   for (const e of outcome.examples) byIndex.set(e.index, e);
   const rows = [...byIndex.values()].map((e) => ({ cellKey: input.key, idx: e.index, label: e.label, prediction: e.prediction, scores: e.scores }));
-  await db.transaction(async (tx) => {
-    await tx
+  return db.transaction(async (tx) => {
+    // A concurrent first save holds the row until it commits; this one then sees it done.
+    const written = await tx
       .insert(cells)
-      .values({ key: input.key, ...values, attempts: 1 })
-      .onConflictDoUpdate({
-        target: cells.key,
-        set: { ...values, attempts: sql`${cells.attempts} + 1`, updatedAt: sql`now()` },
-      });
+      .values({ key: input.key, ...values })
+      .onConflictDoUpdate({ target: cells.key, set: { ...values, updatedAt: sql`now()` }, setWhere: ne(cells.status, 'done') })
+      .returning({ key: cells.key });
+    if (written.length === 0) return recordSecondCompletion(tx as unknown as Db, input, rows);
     if (input.datasetFingerprint) {
       const { sample } = outcome;
       await tx
@@ -285,51 +380,65 @@ export async function saveCellResult(db: Db, input: CellResultInput): Promise<vo
         .onConflictDoNothing();
     }
     await tx.delete(examples).where(eq(examples.cellKey, input.key));
-    for (const part of chunks(rows, EXAMPLE_CHUNK)) {
-      // Upsert: a concurrent duplicate save that slipped in between cannot make this fail.
-      await tx
-        .insert(examples)
-        .values(part)
-        .onConflictDoUpdate({
-          target: [examples.cellKey, examples.idx],
-          set: { label: sql`excluded.label`, prediction: sql`excluded.prediction`, scores: sql`excluded.scores` },
-        });
-    }
+    for (const part of chunks(rows, EXAMPLE_CHUNK)) await tx.insert(examples).values(part);
+    return 'stored';
   });
 }
 
-/**
- * Records a failed attempt (status failed, error, attempts + 1). Never overwrites a done cell.
- * Returns false when the cell was already done (nothing changed).
- */
+/** A done cell completed again: nothing to do when the numbers agree, else a conflict record. */
+async function recordSecondCompletion(db: Db, input: CellResultInput, rows: { idx: number; prediction: number }[]): Promise<SaveOutcome> {
+  const { outcome } = input;
+  const [stored] = await db.select({ accuracy: cells.accuracy, accuracyNorm: cells.accuracyNorm, n: cells.n }).from(cells).where(eq(cells.key, input.key));
+  const storedPredictions = new Map(
+    (await db.select({ idx: examples.idx, prediction: examples.prediction }).from(examples).where(eq(examples.cellKey, input.key))).map((e) => [e.idx, e.prediction]),
+  );
+  const differing = rows.filter((r) => storedPredictions.has(r.idx) && storedPredictions.get(r.idx) !== r.prediction).length;
+  const same =
+    stored.accuracy === outcome.accuracy && stored.accuracyNorm === outcome.accuracyNorm && stored.n === outcome.n && storedPredictions.size === rows.length && differing === 0;
+  if (same) return 'duplicate';
+  await db.insert(cellConflicts).values({
+    cellKey: input.key,
+    sweep: input.sweep ?? null,
+    accuracy: outcome.accuracy,
+    accuracyNorm: outcome.accuracyNorm,
+    n: outcome.n,
+    differingPredictions: differing,
+    worker: input.worker,
+    host: input.host ?? null,
+    attempt: input.attempt ?? null,
+    executionProvider: input.executionProvider ?? null,
+    weightDtype: input.weightDtype ?? null,
+    onnxruntimeVersion: input.onnxruntimeVersion ?? null,
+    engineVersion: input.engineVersion ?? null,
+  });
+  return 'conflict';
+}
+
+/** Records a failed attempt (status failed, error). Never overwrites a done cell; false when it was done. */
 export async function saveCellFailure(db: Db, input: CellFailureInput): Promise<boolean> {
   const error = cleanText(input.error);
   const values = {
     ...coordinateValues(input),
+    ...provenanceValues(input),
     status: 'failed' as const,
-    worker: input.worker,
     error,
     startedAt: input.startedAt ?? null,
     finishedAt: input.finishedAt ?? new Date(),
   };
   const rows = await db
     .insert(cells)
-    .values({ key: input.key, ...values, attempts: 1 })
-    .onConflictDoUpdate({
-      target: cells.key,
-      set: { ...values, attempts: sql`${cells.attempts} + 1`, updatedAt: sql`now()` },
-      setWhere: ne(cells.status, 'done'),
-    })
+    .values({ key: input.key, ...values })
+    .onConflictDoUpdate({ target: cells.key, set: { ...values, updatedAt: sql`now()` }, setWhere: ne(cells.status, 'done') })
     .returning({ key: cells.key });
   return rows.length > 0;
 }
 
-/** Optional: marks a cell running (for progress views). Never touches a done cell. Returns false when already done. */
+/** Marks a cell running (for progress views). Never touches a done cell. Returns false when already done. */
 export async function markCellRunning(db: Db, input: CellStartInput): Promise<boolean> {
   const values = {
     ...coordinateValues(input),
+    ...provenanceValues(input),
     status: 'running' as const,
-    worker: input.worker,
     startedAt: input.startedAt ?? new Date(),
     finishedAt: null,
   };
@@ -339,6 +448,11 @@ export async function markCellRunning(db: Db, input: CellStartInput): Promise<bo
     .onConflictDoUpdate({ target: cells.key, set: { ...values, updatedAt: sql`now()` }, setWhere: ne(cells.status, 'done') })
     .returning({ key: cells.key });
   return rows.length > 0;
+}
+
+/** Conflict records of a cell (second completions with other numbers), oldest first. */
+export async function cellConflictRows(db: Db, key: string): Promise<(typeof cellConflicts.$inferSelect)[]> {
+  return db.select().from(cellConflicts).where(eq(cellConflicts.cellKey, key)).orderBy(asc(cellConflicts.id));
 }
 
 export async function cellByKey(db: Db, key: string): Promise<CellRow | undefined> {

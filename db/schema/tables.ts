@@ -2,9 +2,12 @@
  * Tables of the results database. Schema as code: `npm run db:generate` turns changes here into
  * a new SQL migration under db/migrations (never edit an applied migration; add a new one).
  *
- * - sweeps: one row per sweep name (a rerun under a new workflow id reuses the row).
+ * - sweeps: one row per sweep name and its current grid (a rerun under a new workflow id reuses the
+ *   row; another grid takes the name only when its spec says "replace"), with its progress.
  * - cells: one row per computed cell, keyed by the cell key (sweepspec/cells.ts); shared by every sweep
- *   that contains the cell. Canonical coordinates (a ratio-0 cell has module "none", layer 0).
+ *   that contains the cell. Canonical coordinates (a ratio-0 cell has module "none", layer 0). A done
+ *   cell is never overwritten: a later completion with other numbers goes to cell_conflicts.
+ * - cell_conflicts: second completions of a done cell whose numbers differ from the stored ones.
  * - sweep_cells: which cells a sweep contains, with the coordinates as that sweep sees them.
  * - examples: per-example predictions of a cell (label, prediction, one score per class).
  * - demonstration_draws: which train rows, in which order, a cell's demonstrations are, per
@@ -33,15 +36,32 @@ const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date
 export const CELL_STATUSES = ['running', 'done', 'failed'] as const;
 export type CellStatus = (typeof CELL_STATUSES)[number];
 
-export const sweeps = pgTable('sweeps', {
-  name: text('name').primaryKey(),
-  /** Latest workflow id that ran this sweep. */
-  workflowId: text('workflow_id').notNull(),
-  /** The validated sweep spec (JSON; no credentials). */
-  spec: jsonb('spec').notNull(),
-  createdAt: tstz('created_at').notNull().defaultNow(),
-  updatedAt: tstz('updated_at').notNull().defaultNow(),
-});
+/** A sweep's state as its workflow last reported it. */
+export const SWEEP_STATUSES = ['running', 'completed', 'failed', 'cancelled'] as const;
+export type SweepStatus = (typeof SWEEP_STATUSES)[number];
+
+export const sweeps = pgTable(
+  'sweeps',
+  {
+    name: text('name').primaryKey(),
+    /** Latest workflow id that ran this sweep. */
+    workflowId: text('workflow_id').notNull(),
+    /** The validated sweep spec (JSON; no credentials). */
+    spec: jsonb('spec').notNull(),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+    /** Identity of the grid the name holds (sweepspec/grid.ts gridIdentity); null for rows older than it. */
+    grid: text('grid'),
+    /** Cells planned so far (the grid, plus the test cells once the selection is made), as the workflow counts them. */
+    cellsPlanned: integer('cells_planned').notNull().default(0),
+    /** Cells of the plan with a result (computed, reused or failed), as the workflow counts them. */
+    cellsFinished: integer('cells_finished').notNull().default(0),
+    status: text('status').$type<SweepStatus>().notNull().default('running'),
+    /** When the workflow last reported (a sweep's progress stays exported for a while after it ends). */
+    reportedAt: tstz('reported_at').notNull().defaultNow(),
+  },
+  (t) => [check('sweeps_status_check', sql`${t.status} in ('running', 'completed', 'failed', 'cancelled')`)],
+);
 
 export const cells = pgTable(
   'cells',
@@ -81,9 +101,16 @@ export const cells = pgTable(
      */
     computedBy: text('computed_by'),
     error: text('error'),
-    /** Recorded attempts (results and failures). */
+    /** Temporal's attempt number of the activity attempt that wrote the row (1: first try); 0 when unknown. */
     attempts: integer('attempts').notNull().default(0),
     updatedAt: tstz('updated_at').notNull().defaultNow(),
+    /** Machine of the worker that wrote the row. */
+    host: text('host'),
+    /** ONNX Runtime execution provider the result was computed with (also in the cell key). */
+    executionProvider: text('execution_provider'),
+    /** Element type of the pruned weights as the runtime ran them (float32, float16, bfloat16). */
+    weightDtype: text('weight_dtype'),
+    onnxruntimeVersion: text('onnxruntime_version'),
   },
   (t) => [
     check('cells_status_check', sql`${t.status} in ('running', 'done', 'failed')`),
@@ -181,4 +208,31 @@ export const demonstrationDraws = pgTable(
     primaryKey({ name: 'demonstration_draws_pkey', columns: [t.datasetFingerprint, t.split, t.shots, t.seed] }),
     check('demonstration_draws_split_check', sql`${t.split} in ('validation', 'test')`),
   ],
+);
+
+export const cellConflicts = pgTable(
+  'cell_conflicts',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    /** The done cell whose stored result stands. */
+    cellKey: text('cell_key')
+      .notNull()
+      .references(() => cells.key, { onDelete: 'cascade' }),
+    /** The sweep whose attempt produced the other numbers. */
+    sweep: text('sweep'),
+    accuracy: doublePrecision('accuracy'),
+    accuracyNorm: doublePrecision('accuracy_norm'),
+    n: integer('n'),
+    /** Examples whose prediction differs from the stored one (of those both have). */
+    differingPredictions: integer('differing_predictions').notNull(),
+    worker: text('worker'),
+    host: text('host'),
+    attempt: integer('attempt'),
+    executionProvider: text('execution_provider'),
+    weightDtype: text('weight_dtype'),
+    onnxruntimeVersion: text('onnxruntime_version'),
+    engineVersion: text('engine_version'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('cell_conflicts_cell_key_idx').on(t.cellKey)],
 );

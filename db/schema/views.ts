@@ -30,8 +30,17 @@ const cellResultColumns = {
   seed: integer('seed'),
 };
 
-/** One row per (sweep, cell): coordinates as the sweep sees them, results from the shared cell. */
-export const cellResults = pgView('cell_results', cellResultColumns).existing();
+/** One row per (sweep, cell): coordinates as the sweep sees them, results from the shared cell, and where it was computed. */
+export const cellResults = pgView('cell_results', {
+  ...cellResultColumns,
+  host: text('host'),
+  executionProvider: text('execution_provider'),
+  weightDtype: text('weight_dtype'),
+  onnxruntimeVersion: text('onnxruntime_version'),
+  engineVersion: text('engine_version'),
+  /** Temporal's attempt number of the attempt that stored the result. */
+  attempt: integer('attempt'),
+}).existing();
 
 /** cell_results + the ratio-0 cell of the same sweep, model, dataset and split, and the difference. */
 export const cellDeltas = pgView('cell_deltas', {

@@ -25,6 +25,7 @@ export function outcome(n: number, correct: number, extra: Partial<CellOutcome> 
       decompositionCacheMisses: 0,
       modelLoadSeconds: 0,
     },
+    runtime: { executionProvider: 'cpu', weightDtype: 'float32', onnxruntime: '1.30.0' },
     ...extra,
   };
 }

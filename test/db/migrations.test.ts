@@ -4,13 +4,13 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDb, migrate, queryRows, type Db } from '../../db/client.ts';
-import { cellResults, findDoneCells, linkCells, saveCellResult, upsertSweep } from '../../db/queries.ts';
+import { cellResults, findDoneCells, linkCells, saveCellResult, claimSweep } from '../../db/queries.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { outcome, times } from './helpers.ts';
 
 /** Every migration of db/migrations, as drizzle-kit lists them. */
 const JOURNAL = JSON.parse(readFileSync(new URL('../../db/migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] };
-const TABLES = ['cells', 'demonstration_draws', 'examples', 'selections', 'sweep_cells', 'sweeps'];
+const TABLES = ['cell_conflicts', 'cells', 'demonstration_draws', 'examples', 'selections', 'sweep_cells', 'sweeps'];
 const VIEWS = ['cell_deltas', 'cell_demonstrations', 'cell_results', 'selection_results'];
 
 async function relations(db: Db): Promise<{ tables: string[]; views: string[] }> {
@@ -71,7 +71,7 @@ describe('migrations on PGlite', () => {
     expect(db.location).toBe(path.resolve(dataDir));
     await migrate(db);
     expect(await relations(db)).toEqual({ tables: TABLES, views: VIEWS });
-    await upsertSweep(db, { name: 's', workflowId: 'w', spec: { datasets: [{ name: 'd', task: 'sst2' }] } });
+    await claimSweep(db, { name: 's', workflowId: 'w', spec: { datasets: [{ name: 'd', task: 'sst2' }] } });
     await linkCells(db, 's', [{ key: 'k', model: 'm', dataset: 'd', module: 'q_proj', layer: 1, ratio: 0.5, split: 'test' }]);
     await saveCellResult(db, { key: 'k', module: 'q_proj', layer: 1, ratio: 0.5, split: 'test', outcome: outcome(4, 3), worker: 'w1', ...times });
     await db.close();
@@ -94,7 +94,7 @@ describe('migrations on PGlite', () => {
     try {
       await migrate(db);
       expect(await relations(db)).toEqual({ tables: TABLES, views: VIEWS });
-      await upsertSweep(db, { name: 's', workflowId: 'w', spec: {} });
+      await claimSweep(db, { name: 's', workflowId: 'w', spec: {} });
       const keys = Array.from({ length: 8 }, (_, i) => `k${i % 4}`);
       await Promise.all([
         ...keys.map((key) => saveCellResult(db, { key, module: 'q_proj', layer: 0, ratio: 0.5, split: 'test', outcome: outcome(100, 50), worker: 'w', ...times })),

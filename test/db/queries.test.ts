@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cellByKey,
+  cellConflictRows,
   cellDemonstrationsOf,
   cellDeltaRows,
   cellExamples,
@@ -11,13 +12,15 @@ import {
   markCellRunning,
   markReused,
   queryRows,
+  recentSweepProgress,
+  recordSweepProgress,
   saveCellFailure,
   saveCellResult,
   saveSelections,
   selectionResults,
   sweepByName,
   sweepCounts,
-  upsertSweep,
+  claimSweep,
   type Db,
   type SweepCellInput,
 } from '../../db/queries.ts';
@@ -42,31 +45,83 @@ async function count(table: string, where = sql`true`): Promise<number> {
 }
 
 describe('sweeps', () => {
-  it('upsertSweep is idempotent and keeps the latest workflow id', async () => {
-    await upsertSweep(db, { name: 'sw-a', workflowId: 'wf-1', spec: spec([{ name: 'sst', task: 'sst2' }]) });
-    await upsertSweep(db, { name: 'sw-a', workflowId: 'wf-2', spec: spec([{ name: 'sst', task: 'sst2' }]) });
+  it('claimSweep is idempotent and keeps the latest workflow id', async () => {
+    expect(await claimSweep(db, { name: 'sw-a', workflowId: 'wf-1', spec: spec([{ name: 'sst', task: 'sst2' }]) })).toEqual({ claimed: true, replaced: false });
+    await claimSweep(db, { name: 'sw-a', workflowId: 'wf-2', spec: spec([{ name: 'sst', task: 'sst2' }]) });
     expect(await count('sweeps', sql`name = 'sw-a'`)).toBe(1);
     const s = await sweepByName(db, 'sw-a');
     expect(s?.workflowId).toBe('wf-2');
     expect(s?.spec).toEqual(spec([{ name: 'sst', task: 'sst2' }]));
     expect(await sweepByName(db, 'nope')).toBeUndefined();
   });
+
+  it('one grid per name: another grid is refused, unless it replaces the old one (links and selections go, cells stay)', async () => {
+    const first = spec([{ name: 'd', task: 'sst2' }]);
+    expect(await claimSweep(db, { name: 'sw-grid', workflowId: 'wf-1', spec: first, grid: 'g1' })).toEqual({ claimed: true, replaced: false });
+    await linkCells(db, 'sw-grid', [{ key: 'g1-cell', model: 'm', dataset: 'd', module: 'q_proj', layer: 0, ratio: 0.5, split: 'test' }]);
+    await saveCellResult(db, { key: 'g1-cell', module: 'q_proj', layer: 0, ratio: 0.5, split: 'test', outcome: outcome(4, 2), worker: 'w', ...times });
+    await saveSelections(db, 'sw-grid', [
+      { model: 'm', dataset: 'd', module: 'q_proj', layer: 0, ratio: 0.5, validationAccuracy: 0.5, validationCellKey: 'g1-cell', baselineCellKey: 'b', selectedCellKey: 's' },
+    ]);
+    // The same grid again (a rerun): claimed, nothing dropped.
+    expect(await claimSweep(db, { name: 'sw-grid', workflowId: 'wf-2', spec: first, grid: 'g1' })).toEqual({ claimed: true, replaced: false });
+    expect(await count('sweep_cells', sql`sweep = 'sw-grid'`)).toBe(1);
+
+    const refused = await claimSweep(db, { name: 'sw-grid', workflowId: 'wf-3', spec: spec([{ name: 'other', task: 'rte' }]), grid: 'g2' });
+    expect(refused).toMatchObject({ claimed: false, holder: { workflowId: 'wf-2' } });
+    expect((await sweepByName(db, 'sw-grid'))?.spec).toEqual(first);
+    expect(await count('sweep_cells', sql`sweep = 'sw-grid'`)).toBe(1);
+
+    expect(await claimSweep(db, { name: 'sw-grid', workflowId: 'wf-4', spec: spec([{ name: 'other', task: 'rte' }]), grid: 'g2', replace: true })).toEqual({
+      claimed: true,
+      replaced: true,
+    });
+    expect(await sweepByName(db, 'sw-grid')).toMatchObject({ workflowId: 'wf-4', grid: 'g2', cellsFinished: 0, status: 'running' });
+    expect(await count('sweep_cells', sql`sweep = 'sw-grid'`)).toBe(0);
+    expect(await count('selections', sql`sweep = 'sw-grid'`)).toBe(0);
+    expect(await cellResults(db, 'sw-grid')).toEqual([]);
+    expect((await cellByKey(db, 'g1-cell'))?.status).toBe('done');
+  });
+
+  it("progress: the workflow's record, exported while running or recently ended", async () => {
+    await claimSweep(db, { name: 'sw-run', workflowId: 'wf', spec: {} });
+    await claimSweep(db, { name: 'sw-end', workflowId: 'wf', spec: {} });
+    await recordSweepProgress(db, { name: 'sw-run', planned: 10, finished: 4, status: 'running' });
+    await recordSweepProgress(db, { name: 'sw-end', planned: 7, finished: 7, status: 'completed' });
+    const recent = await recentSweepProgress(db, { runningSeconds: 3600, endedSeconds: 3600 });
+    expect(recent.filter((r) => r.name === 'sw-run' || r.name === 'sw-end')).toEqual([
+      { name: 'sw-end', planned: 7, finished: 7, status: 'completed' },
+      { name: 'sw-run', planned: 10, finished: 4, status: 'running' },
+    ]);
+    await db.execute(sql`update sweeps set reported_at = now() - interval '2 hours' where name in ('sw-run', 'sw-end')`);
+    const later = (await recentSweepProgress(db, { runningSeconds: 3 * 3600, endedSeconds: 3600 })).map((r) => r.name);
+    expect(later).toContain('sw-run');
+    expect(later).not.toContain('sw-end');
+  });
 });
 
 describe('saveCellResult', () => {
   const coords = { module: 'q_proj', layer: 3, ratio: 0.9, split: 'test' as const, engineVersion: 'e1', modelFingerprint: 'mf', datasetFingerprint: 'df', shots: 4, seed: 1, params: { sizes: {} } };
+  const provenance = { worker: 'w1', host: 'gpu-7', attempt: 2, executionProvider: 'cuda', weightDtype: 'float16', onnxruntimeVersion: '1.30.0' };
 
-  it('saving the same result twice leaves one cell row and one set of example rows', async () => {
+  it('stores the result with who computed it and how: attempt, worker, host, provider, weight dtype, runtime and engine versions', async () => {
     const o = outcome(50, 30);
-    await saveCellResult(db, { key: 'c-dup', ...coords, outcome: o, worker: 'w1', ...times });
-    await saveCellResult(db, { key: 'c-dup', ...coords, outcome: o, worker: 'w1', ...times });
-    expect(await count('cells', sql`key = 'c-dup'`)).toBe(1);
-    expect(await count('examples', sql`cell_key = 'c-dup'`)).toBe(50);
+    expect(await saveCellResult(db, { key: 'c-dup', ...coords, ...provenance, outcome: o, ...times })).toBe('stored');
     const c = await cellByKey(db, 'c-dup');
-    expect(c).toMatchObject({ status: 'done', accuracy: 0.6, n: 50, forwardTokens: 1050, seconds: 1.5, attempts: 2, worker: 'w1', error: null });
+    expect(c).toMatchObject({
+      status: 'done', accuracy: 0.6, n: 50, forwardTokens: 1050, seconds: 1.5, error: null,
+      attempts: 2, worker: 'w1', host: 'gpu-7', executionProvider: 'cuda', weightDtype: 'float16', onnxruntimeVersion: '1.30.0', engineVersion: 'e1',
+    });
     expect(c?.startedAt?.toISOString()).toBe(times.startedAt.toISOString());
-    const ex = await cellExamples(db, 'c-dup');
-    expect(ex).toEqual(o.examples);
+    expect(await cellExamples(db, 'c-dup')).toEqual(o.examples);
+  });
+
+  it('the same result saved again writes nothing (duplicate)', async () => {
+    const before = await cellByKey(db, 'c-dup');
+    expect(await saveCellResult(db, { key: 'c-dup', ...coords, ...provenance, worker: 'w9', attempt: 3, outcome: outcome(50, 30), ...times })).toBe('duplicate');
+    expect(await cellByKey(db, 'c-dup')).toEqual(before);
+    expect(await count('examples', sql`cell_key = 'c-dup'`)).toBe(50);
+    expect(await cellConflictRows(db, 'c-dup')).toEqual([]);
   });
 
   it('stores the shots and seed the cell used (not the spec\'s null), its macro-F1 and its demonstration draw once', async () => {
@@ -91,16 +146,23 @@ describe('saveCellResult', () => {
 
   it('concurrent duplicates still give one set of examples', async () => {
     const o = outcome(300, 200);
-    await Promise.all([1, 2, 3, 4].map((i) => saveCellResult(db, { key: 'c-race', ...coords, outcome: o, worker: `w${i}`, ...times })));
+    const saved = await Promise.all([1, 2, 3, 4].map((i) => saveCellResult(db, { key: 'c-race', ...coords, outcome: o, worker: `w${i}`, ...times })));
+    expect(saved.sort()).toEqual(['duplicate', 'duplicate', 'duplicate', 'stored']);
     expect(await count('cells', sql`key = 'c-race'`)).toBe(1);
     expect(await count('examples', sql`cell_key = 'c-race'`)).toBe(300);
   });
 
-  it('a new result replaces the old examples entirely', async () => {
-    await saveCellResult(db, { key: 'c-repl', ...coords, outcome: outcome(10, 5), worker: 'w', ...times });
-    await saveCellResult(db, { key: 'c-repl', ...coords, outcome: outcome(6, 6), worker: 'w', ...times });
-    expect(await count('examples', sql`cell_key = 'c-repl'`)).toBe(6);
-    expect((await cellByKey(db, 'c-repl'))?.accuracy).toBe(1);
+  it('a done cell is never overwritten: a second completion with other numbers is a conflict record, the first result stands', async () => {
+    await saveCellResult(db, { key: 'c-repl', ...coords, outcome: outcome(10, 5), worker: 'w', attempt: 1, ...times });
+    const other = { ...provenance, worker: 'w-other', attempt: 2 };
+    expect(await saveCellResult(db, { key: 'c-repl', ...coords, ...other, sweep: 'racing', outcome: outcome(10, 7), ...times })).toBe('conflict');
+    expect(await cellByKey(db, 'c-repl')).toMatchObject({ accuracy: 0.5, worker: 'w', attempts: 1 });
+    expect((await cellExamples(db, 'c-repl')).filter((e) => e.prediction === e.label)).toHaveLength(5);
+    const [conflict] = await cellConflictRows(db, 'c-repl');
+    expect(conflict).toMatchObject({
+      sweep: 'racing', accuracy: 0.7, n: 10, differingPredictions: 2, worker: 'w-other', host: 'gpu-7', attempt: 2,
+      executionProvider: 'cuda', weightDtype: 'float16', onnxruntimeVersion: '1.30.0', engineVersion: 'e1',
+    });
   });
 
   it('an outcome repeating an example index stores it once', async () => {
@@ -127,7 +189,7 @@ describe('saveCellFailure', () => {
   const coords = { module: 'fc_in', layer: 0, ratio: 0.5, split: 'validation' as const };
 
   it('never overwrites a done cell', async () => {
-    await saveCellResult(db, { key: 'f-done', ...coords, outcome: outcome(8, 6), worker: 'w1', ...times });
+    await saveCellResult(db, { key: 'f-done', ...coords, outcome: outcome(8, 6), worker: 'w1', attempt: 1, ...times });
     const changed = await saveCellFailure(db, { key: 'f-done', ...coords, error: 'boom', worker: 'w2' });
     expect(changed).toBe(false);
     expect(await markCellRunning(db, { key: 'f-done', ...coords, worker: 'w3' })).toBe(false);
@@ -136,22 +198,22 @@ describe('saveCellFailure', () => {
     expect(await count('examples', sql`cell_key = 'f-done'`)).toBe(8);
   });
 
-  it('records failures, counts attempts, and a later success clears the error', async () => {
-    expect(await markCellRunning(db, { key: 'f-new', ...coords, worker: 'w1' })).toBe(true);
+  it('records failures with their attempt number, and a later success clears the error', async () => {
+    expect(await markCellRunning(db, { key: 'f-new', ...coords, worker: 'w1', attempt: 1 })).toBe(true);
     expect((await cellByKey(db, 'f-new'))?.status).toBe('running');
-    expect(await saveCellFailure(db, { key: 'f-new', ...coords, error: 'corrupt model.onnx\u0000', worker: 'w1' })).toBe(true);
-    expect(await saveCellFailure(db, { key: 'f-new', ...coords, error: 'corrupt model.onnx again', worker: 'w2' })).toBe(true);
+    expect(await saveCellFailure(db, { key: 'f-new', ...coords, error: 'corrupt model.onnx\u0000', worker: 'w1', attempt: 1 })).toBe(true);
+    expect(await saveCellFailure(db, { key: 'f-new', ...coords, error: 'corrupt model.onnx again', worker: 'w2', attempt: 2 })).toBe(true);
     expect(await count('cells', sql`key = 'f-new'`)).toBe(1);
     expect(await cellByKey(db, 'f-new')).toMatchObject({ status: 'failed', error: 'corrupt model.onnx again', attempts: 2, worker: 'w2' });
     expect(await findDoneCells(db, ['f-new'])).toEqual(new Set());
-    await saveCellResult(db, { key: 'f-new', ...coords, outcome: outcome(4, 4), worker: 'w3', ...times });
+    expect(await saveCellResult(db, { key: 'f-new', ...coords, outcome: outcome(4, 4), worker: 'w3', attempt: 3, ...times })).toBe('stored');
     expect(await cellByKey(db, 'f-new')).toMatchObject({ status: 'done', error: null, attempts: 3, accuracy: 1 });
   });
 });
 
 describe('linkCells / findDoneCells / markReused', () => {
   it('handle 10,000 cells in batches of a few hundred, idempotently and fast', async () => {
-    await upsertSweep(db, { name: 'big', workflowId: 'wf', spec: spec([{ name: 'd', task: 'sst2' }]) });
+    await claimSweep(db, { name: 'big', workflowId: 'wf', spec: spec([{ name: 'd', task: 'sst2' }]) });
     const all: SweepCellInput[] = Array.from({ length: 10_000 }, (_, i) => ({
       key: `big-${i}`,
       model: 'm',
@@ -188,7 +250,7 @@ describe('linkCells / findDoneCells / markReused', () => {
   });
 
   it('links a key given twice once, and needs the sweep to exist', async () => {
-    await upsertSweep(db, { name: 'dups', workflowId: 'wf', spec: spec([{ name: 'd', task: 'rte' }]) });
+    await claimSweep(db, { name: 'dups', workflowId: 'wf', spec: spec([{ name: 'd', task: 'rte' }]) });
     const c = { key: 'dup-0', model: 'm', dataset: 'd', module: 'none', layer: 0, ratio: 0, split: 'test' as const };
     await linkCells(db, 'dups', [c, { ...c, module: 'q_proj', layer: 5 }]);
     const rows = await cellResults(db, 'dups');
@@ -206,16 +268,18 @@ describe('cell_results', () => {
     expect(r.map((x) => x.column_name)).toEqual([
       'sweep', 'model', 'dataset', 'task', 'module', 'layer', 'ratio', 'split', 'accuracy', 'accuracy_norm', 'n',
       'status', 'error', 'reused', 'seconds', 'forward_tokens', 'worker', 'cell_key', 'f1_macro', 'shots', 'seed',
+      'host', 'execution_provider', 'weight_dtype', 'onnxruntime_version', 'engine_version', 'attempt',
     ]);
   });
 
   it('shows each sweep its own coordinates for a shared cell', async () => {
-    await upsertSweep(db, { name: 'one', workflowId: 'wf1', spec: spec([{ name: 'sst-small', task: 'sst2' }]) });
-    await upsertSweep(db, { name: 'two', workflowId: 'wf2', spec: spec([{ name: 'my-data', task: { template: '{x} {answer}', answers: { a: 'A', b: 'B' } } }]) });
+    await claimSweep(db, { name: 'one', workflowId: 'wf1', spec: spec([{ name: 'sst-small', task: 'sst2' }]) });
+    await claimSweep(db, { name: 'two', workflowId: 'wf2', spec: spec([{ name: 'my-data', task: { template: '{x} {answer}', answers: { a: 'A', b: 'B' } } }]) });
     const shared = { key: 'shared-1', module: 'v_proj', layer: 2, ratio: 0.75, split: 'test' as const };
     await linkCells(db, 'one', [{ ...shared, model: 'gpt2-small', dataset: 'sst-small' }]);
     await linkCells(db, 'two', [{ ...shared, model: 'my-gpt2', dataset: 'my-data' }]);
-    await saveCellResult(db, { ...shared, outcome: outcome(20, 15, { accuracyNorm: 0.7 }), worker: 'gpu-1', ...times });
+    const how = { host: 'gpu-host', attempt: 1, executionProvider: 'cuda', weightDtype: 'float16', onnxruntimeVersion: '1.30.0', engineVersion: 'e2' };
+    await saveCellResult(db, { ...shared, ...how, outcome: outcome(20, 15, { accuracyNorm: 0.7 }), worker: 'gpu-1', ...times });
     await markReused(db, 'two', ['shared-1']);
 
     const one = await cellResults(db, 'one');
@@ -225,6 +289,7 @@ describe('cell_results', () => {
         sweep: 'one', model: 'gpt2-small', dataset: 'sst-small', task: 'sst2', module: 'v_proj', layer: 2, ratio: 0.75, split: 'test',
         accuracy: 0.75, accuracyNorm: 0.7, n: 20, status: 'done', error: null, reused: false, seconds: 1.5, forwardTokens: 1020,
         worker: 'gpu-1', cellKey: 'shared-1', f1Macro: expect.closeTo(0.7494, 4), shots: 4, seed: 7,
+        host: 'gpu-host', executionProvider: 'cuda', weightDtype: 'float16', onnxruntimeVersion: '1.30.0', engineVersion: 'e2', attempt: 1,
       },
     ]);
     expect(two).toHaveLength(1);
@@ -234,7 +299,7 @@ describe('cell_results', () => {
   });
 
   it('shows failed cells with their error', async () => {
-    await upsertSweep(db, { name: 'fails', workflowId: 'wf', spec: spec([]) });
+    await claimSweep(db, { name: 'fails', workflowId: 'wf', spec: spec([]) });
     const c = { key: 'bad-1', module: 'all', layer: -1, ratio: 0.5, split: 'test' as const };
     await linkCells(db, 'fails', [{ ...c, model: 'broken', dataset: 'd', task: 'cb' }]);
     await saveCellFailure(db, { ...c, error: 'EngineInputError: model.onnx is corrupt', worker: 'w' });
@@ -245,7 +310,7 @@ describe('cell_results', () => {
 
 describe('cell_deltas', () => {
   it('computes delta against the ratio-0 cell of the same sweep, model, dataset and split', async () => {
-    await upsertSweep(db, { name: 'deltas', workflowId: 'wf', spec: spec([{ name: 'd1', task: 'sst2' }, { name: 'd2', task: 'rte' }]) });
+    await claimSweep(db, { name: 'deltas', workflowId: 'wf', spec: spec([{ name: 'd1', task: 'sst2' }, { name: 'd2', task: 'rte' }]) });
     const link = (key: string, dataset: string, split: 'test' | 'validation', module: string, layer: number, ratio: number) => ({ key, model: 'm', dataset, module, layer, ratio, split });
     await linkCells(db, 'deltas', [
       link('base-d1-test', 'd1', 'test', 'none', 0, 0),
@@ -284,7 +349,7 @@ describe('cell_deltas', () => {
 
 describe('selections', () => {
   it('saveSelections is idempotent and selection_results joins test accuracies', async () => {
-    await upsertSweep(db, { name: 'sel', workflowId: 'wf', spec: spec([{ name: 'sst', task: 'sst2' }]) });
+    await claimSweep(db, { name: 'sel', workflowId: 'wf', spec: spec([{ name: 'sst', task: 'sst2' }]) });
     await linkCells(db, 'sel', [
       { key: 'sel-val', model: 'm', dataset: 'sst', module: 'fc_out', layer: 7, ratio: 0.9, split: 'validation' },
       { key: 'sel-base', model: 'm', dataset: 'sst', module: 'none', layer: 0, ratio: 0, split: 'test' },

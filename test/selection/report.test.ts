@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CellOutcome } from '../../engine/types.ts';
-import { createDb, linkCells, migrate, saveCellResult, saveSelections, upsertSweep, type Db } from '../../db/queries.ts';
+import { createDb, linkCells, migrate, saveCellResult, saveSelections, claimSweep, type Db } from '../../db/queries.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { runReport } from '../../cli/report.ts';
 import { elements, parseXml, textOf } from './xml.ts';
@@ -32,6 +32,7 @@ function outcome(n: number, correct: (i: number) => boolean): CellOutcome {
     examples,
     sample: { shots: 2, seed: 1, demonstrations: { split: 'train', rows: [0, 1], labels: [0, 1] }, examplesSplit: 'test' },
     cost: { forwardTokens: 1, promptTokens: 1, demoTokens: 1, seconds: 1, svdSeconds: 0, decompositionCacheHits: 0, decompositionCacheMisses: 0, modelLoadSeconds: 0 },
+    runtime: { executionProvider: 'cpu', weightDtype: 'float32', onnxruntime: '1.30.0' },
   };
 }
 
@@ -70,7 +71,7 @@ const CELLS: Hand[] = [
 ];
 
 async function fill(db: Db): Promise<void> {
-  await upsertSweep(db, {
+  await claimSweep(db, {
     name: SWEEP,
     workflowId: 'wf-1',
     spec: {
@@ -97,7 +98,7 @@ async function fill(db: Db): Promise<void> {
     { model: 'tiny', dataset: 'sst', module: 'none', layer: 0, ratio: 0, validationAccuracy: 0.8, validationCellKey: 'v-base-sst', baselineCellKey: 't-base-sst', selectedCellKey: 't-base-sst' },
   ]);
   // A second sweep sharing cells, with no selections: its report must not mix with the first.
-  await upsertSweep(db, { name: 'other', workflowId: 'wf-2', spec: { name: 'other', models: [{ name: 'tiny' }], datasets: [{ name: 'cb' }] } });
+  await claimSweep(db, { name: 'other', workflowId: 'wf-2', spec: { name: 'other', models: [{ name: 'tiny' }], datasets: [{ name: 'cb' }] } });
   await linkCells(db, 'other', [{ key: 'v-cb-0-05', model: 'tiny', dataset: 'cb', task: 'cb', module: 'mlp', layer: 0, ratio: 0.5, split: 'validation' }]);
 }
 
