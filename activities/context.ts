@@ -1,8 +1,9 @@
 /**
- * What the activities of one worker process share: the results database, the metrics recorders and
- * this worker's name; on a worker that runs cells, also the engine (models kept loaded,
- * decomposition cache). Built once per worker (worker/create.ts) and injected, so tests can hand in
- * their own.
+ * What the activities of one worker process share: the results database, the metrics recorders,
+ * this worker's name and machine, and how long database work waits out an outage; on a worker that
+ * runs cells, also the engine (models kept loaded, decomposition cache), its execution provider and
+ * the largest grid it prepares. Built once per worker (worker/create.ts) and injected, so tests can
+ * hand in their own.
  */
 import type { Engine } from '../engine/types.ts';
 import type { Db } from '../db/client.ts';
@@ -15,6 +16,10 @@ export interface ActivityContext {
   metrics: Metrics;
   /** Stored with each result, e.g. "gpu-3:41234". */
   workerName: string;
+  /** This worker's machine, stored with each result. */
+  host: string;
+  /** How long database work waits out an unreachable database before the attempt fails. */
+  outageToleranceMs: number;
   /** Seconds between heartbeats sent while a cell runs even if the engine reports no progress (model load, SVD). */
   heartbeatEverySeconds?: number;
 }
@@ -23,4 +28,8 @@ export interface ActivityContext {
 export interface CellActivityContext extends ActivityContext {
   engine: Engine;
   engineVersion: string;
+  /** The execution provider this worker's engine runs (the one its cells queue is for). */
+  executionProvider: 'cpu' | 'cuda';
+  /** Largest grid a sweep this worker prepares may have. */
+  maxCells: number;
 }

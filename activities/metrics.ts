@@ -121,16 +121,65 @@ const modelLoadSeconds = new Histogram({
   buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
   registers: [registry],
 });
-const sweepCellsPlanned = new Gauge({
-  name: 'icl_sweep_sweep_cells_planned',
-  help: 'Cells in the sweep grid (as last reported by the sweep).',
-  labelNames: ['sweep'],
-  registers: [registry],
-});
-const sweepCellsDone = new Gauge({
-  name: 'icl_sweep_sweep_cells_done',
-  help: 'Cells of the sweep with a result (computed, reused or failed), as last reported.',
-  labelNames: ['sweep'],
+/** Per-sweep progress as the sweeps' workflows last recorded it in the database; filled at scrape time (exportSweepProgress). */
+export interface SweepProgressRow {
+  name: string;
+  planned: number;
+  finished: number;
+}
+let sweepProgressSource: (() => Promise<SweepProgressRow[]>) | undefined;
+/** A scrape waits at most this long for the database; past it (or on an error) the last values stay. */
+const PROGRESS_READ_TIMEOUT_MS = 2_000;
+
+async function readSweepProgress(): Promise<SweepProgressRow[] | undefined> {
+  if (!sweepProgressSource) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      sweepProgressSource(),
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), PROGRESS_READ_TIMEOUT_MS);
+      }),
+    ]);
+  } catch {
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One read per scrape, shared by the two gauges. */
+let progressRead: Promise<SweepProgressRow[] | undefined> | undefined;
+function progressOnce(): Promise<SweepProgressRow[] | undefined> {
+  progressRead ??= readSweepProgress().finally(() => queueMicrotask(() => (progressRead = undefined)));
+  return progressRead;
+}
+
+function progressGauge(name: string, help: string, value: (r: SweepProgressRow) => number): Gauge<'sweep'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['sweep'],
+    registers: [registry],
+    async collect() {
+      const rows = await progressOnce();
+      if (!rows) return;
+      this.reset();
+      for (const r of rows) this.set({ sweep: r.name }, nonNegative(value(r)));
+    },
+  });
+}
+
+progressGauge('icl_sweep_sweep_cells_planned', 'Cells planned by the sweep (its grid, plus the test cells once chosen), as its workflow last recorded.', (r) => r.planned);
+progressGauge(
+  'icl_sweep_sweep_cells_done',
+  'Cells of the sweep with a result (computed, reused or failed), as its workflow last recorded; equals planned when it completed.',
+  (r) => r.finished,
+);
+const cellConflicts = new Counter({
+  name: 'icl_sweep_cell_conflicts_total',
+  help: 'Second completions of a done cell with other numbers (kept in cell_conflicts; the first result stands).',
+  labelNames: cellLabelNames,
   registers: [registry],
 });
 const lastCellFinished = new Gauge({
@@ -213,10 +262,9 @@ export const metrics = {
   modelLoad(seconds: number): void {
     modelLoadSeconds.observe(nonNegative(seconds));
   },
-  /** The sweep's grid size and how many of its cells have a result. */
-  sweepProgress(sweep: string, total: number, done: number): void {
-    sweepCellsPlanned.set({ sweep: String(sweep) }, nonNegative(total));
-    sweepCellsDone.set({ sweep: String(sweep) }, nonNegative(done));
+  /** A done cell completed again with other numbers (the stored result stood). */
+  cellConflict(l: CellLabels): void {
+    cellConflicts.inc(labels(l));
   },
   /** Optional: identify this worker (one series; call once at start-up). */
   workerInfo(info: { worker: string; taskQueue: string; executionProvider: string; engineVersion: string }): void {
@@ -232,6 +280,15 @@ export const metrics = {
     );
   },
 };
+
+/**
+ * Exports the per-sweep progress gauges (icl_sweep_sweep_cells_planned / _done) from `source`, read
+ * at each scrape: the orchestrator worker passes the database's record of recent sweeps, so every
+ * such worker exports the same values and none goes stale when another one ran the last activity.
+ */
+export function exportSweepProgress(source: (() => Promise<SweepProgressRow[]>) | undefined): void {
+  sweepProgressSource = source;
+}
 
 let ready = true;
 /** Readiness reported on /readyz: a worker sets false while draining (SIGTERM) so it gets no new traffic. */

@@ -7,6 +7,7 @@ import type { CellRequest } from '../engine/types.ts';
 import type { SweepSpec } from '../sweepspec/schema.ts';
 import type { Cell, PreparedSweep } from '../sweepspec/cells.ts';
 import type { Selection } from '../analysis/selection.ts';
+import type { SweepStatus } from '../db/schema/tables.ts';
 
 export interface PrepareSweepInput {
   spec: SweepSpec;
@@ -16,42 +17,56 @@ export interface PrepareSweepInput {
 export interface LinkCellsInput {
   sweep: string;
   cells: Cell[];
-  /** For the sweep-progress gauge: cells in the grid so far, and finished (done + reused + failed) before this batch. */
-  total: number;
-  finished: number;
 }
 
 export interface EvaluateCellInput {
   sweep: string;
   cell: Cell;
   request: CellRequest;
-  /** Canonical identity bits stored with the cell (fingerprints, protocol). */
+  /** Canonical identity bits stored with the cell (fingerprints, protocol, execution provider). */
   identity: {
     engineVersion: string;
     modelFingerprint: string;
     datasetFingerprint: string;
     shots: number | null;
     seed: number | null;
+    executionProvider: 'cpu' | 'cuda';
     params: unknown;
   };
 }
 
 export interface EvaluateCellResult {
-  /** "reused": another attempt or sweep had already stored the cell; nothing was computed. */
+  /** "reused": another attempt or sweep had already stored the cell; nothing of this attempt was stored. */
   status: 'done' | 'reused';
   accuracy: number | null;
   n: number | null;
   seconds: number;
 }
 
+/** What an evaluateCell failure carries in its details (EngineInputError). */
+export interface CellFailureDetails {
+  subject: string | null;
+  /** Temporal's attempt number of the failed attempt. */
+  attempt: number;
+}
+
 export interface RecordCellFailureInput extends Pick<EvaluateCellInput, 'sweep' | 'cell' | 'identity'> {
   error: string;
+  /** Temporal's attempt number of the last attempt, when known. */
+  attempt?: number;
+}
+
+export interface RecordProgressInput {
+  sweep: string;
+  /** Cells planned so far (the grid, plus the test cells once chosen). */
+  planned: number;
+  /** Of those, cells with a result (computed, reused or failed). */
+  finished: number;
+  status: SweepStatus;
 }
 
 export interface SelectOnValidationInput {
   sweep: string;
-  spec: SweepSpec;
-  prepared: PreparedSweep;
 }
 
 export interface SelectionRow extends Selection {
@@ -68,11 +83,12 @@ export interface SaveSelectionsInput {
 export interface SweepActivities {
   linkCells(input: LinkCellsInput): Promise<string[]>;
   recordCellFailure(input: RecordCellFailureInput): Promise<void>;
+  recordProgress(input: RecordProgressInput): Promise<void>;
   selectOnValidation(input: SelectOnValidationInput): Promise<Selection[]>;
   saveSelections(input: SaveSelectionsInput): Promise<void>;
 }
 
-/** The activities that read model and dataset files, on the cells (GPU) task queue. */
+/** The activities that read model and dataset files, on the cells (GPU) task queue of the sweep's execution provider. */
 export interface CellActivities {
   prepareSweep(input: PrepareSweepInput): Promise<PreparedSweep>;
   evaluateCell(input: EvaluateCellInput): Promise<EvaluateCellResult>;

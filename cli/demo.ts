@@ -22,6 +22,7 @@ import { prepareSmolLM2 } from '../engine/gguf/smollm2.ts';
 import { checkSpec, type SweepSpecInput } from '../sweepspec/schema.ts';
 import { workerConfigFromEnv } from '../worker/config.ts';
 import { createSweepWorker } from '../worker/create.ts';
+import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes.ts';
 import { connectTemporal } from './client.ts';
 import { followAndReport } from './main.ts';
 import { formatProblems, readSpecFile } from './spec-file.ts';
@@ -133,6 +134,7 @@ export async function runDemo(args: string[]): Promise<number> {
           executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
           ip: '127.0.0.1',
           ui: false,
+          searchAttributes: SEARCH_ATTRIBUTES,
           log: { format: 'pretty', level: 'warn' },
         },
       });
@@ -160,6 +162,8 @@ export async function runDemo(args: string[]): Promise<number> {
       metricsPort: undefined,
       temporal: { address, namespace: process.env.TEMPORAL_NAMESPACE || 'default' },
     };
+    // The demo's one worker runs its own provider: a spec that names none runs there.
+    const spec = { executionProvider: config.executionProvider, ...(input as object) };
     const worker = await createSweepWorker(config, { db, ...(connection ? { connection } : {}) });
     const running = worker.run();
     running.catch((err) => log(`worker stopped: ${(err as Error).message}`));
@@ -171,7 +175,7 @@ export async function runDemo(args: string[]): Promise<number> {
 
     for (const m of check.spec.models) if (!existsSync(m.path)) log(`warning: model folder ${m.path} does not exist`);
     const workflowId = `${check.spec.name}-${Date.now().toString(36)}`;
-    await client.workflow.start('sweep', { taskQueue, workflowId, args: [input] });
+    await client.workflow.start('sweep', { taskQueue, workflowId, args: [spec] });
     log(`sweep "${check.spec.name}" started as workflow ${workflowId}`);
     return await followAndReport(client, workflowId, { limit: Number(values.limit), db });
   } finally {

@@ -6,9 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { createDb, migrate, openForReading, type Db } from '../db/client.ts';
 import { cellResults } from '../db/queries.ts';
-import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
+import { DEFAULT_TASK_QUEUE, cellsTaskQueue } from '../workflows/queues.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import { connectTemporal } from './client.ts';
 import { follow } from './progress.ts';
@@ -44,7 +45,8 @@ Commands:
 
 Environment: Temporal's client configuration (TEMPORAL_ADDRESS (localhost:7233), TEMPORAL_NAMESPACE
 (default), TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_CONFIG_FILE +
-TEMPORAL_PROFILE, ...), ICL_SWEEP_TASK_QUEUE (icl-sweep), DATABASE_URL (unset: PGlite under ./data/pglite).
+TEMPORAL_PROFILE, ...), ICL_SWEEP_TASK_QUEUE (icl-sweep), DATABASE_URL (unset: PGlite under ./data/pglite),
+ICL_SWEEP_MAX_CELLS (1000000: validate's grid limit, as the workers enforce it).
 `;
 
 class UsageError extends Error {}
@@ -163,6 +165,10 @@ async function cmdStart(args: string[]): Promise<number> {
       throw err;
     }
     process.stderr.write(`started sweep "${spec.name}" as workflow ${workflowId} on task queue ${taskQueue}\n`);
+    const cellsQueue = cellsTaskQueue(taskQueue, spec.executionProvider);
+    if (!(await hasPollers(client, cellsQueue))) {
+      process.stderr.write(`warning: no worker polls ${cellsQueue} yet: its cells wait for a worker with ICL_SWEEP_EXECUTION_PROVIDER=${spec.executionProvider}\n`);
+    }
     if (values.detach) {
       process.stdout.write(`${workflowId}\n`);
       return 0;
@@ -170,6 +176,20 @@ async function cmdStart(args: string[]): Promise<number> {
     return await followAndReport(client, workflowId, { limit: Number(values.limit) });
   } finally {
     await close();
+  }
+}
+
+/** Whether any worker polls `taskQueue` for activities (the cells queue of a provider). */
+async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
+  try {
+    const res = await client.workflowService.describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: taskQueue },
+      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    });
+    return (res.pollers?.length ?? 0) > 0;
+  } catch {
+    return true; // cannot tell: no warning
   }
 }
 

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { checkSpec, type SpecCheck } from '../sweepspec/schema.ts';
+import { DEFAULT_MAX_CELLS, gridLimitProblem, gridSizeBound } from '../sweepspec/grid.ts';
 
 /** The spec as the user wrote it (what the workflow receives), or a readable error. */
 export async function readSpecFile(file: string): Promise<unknown> {
@@ -24,7 +25,19 @@ export function formatProblems(file: string, problems: string[]): string {
   return `${file}: invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}\n`;
 }
 
-export async function loadAndCheck(file: string): Promise<{ input: unknown; check: SpecCheck }> {
+/** The cell limit the workers enforce (ICL_SWEEP_MAX_CELLS, as they read it). */
+export function maxCellsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.ICL_SWEEP_MAX_CELLS);
+  return Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_CELLS;
+}
+
+/** The spec checked by the schema, and its grid against the cell limit as far as the spec tells. */
+export async function loadAndCheck(file: string, maxCells = maxCellsFromEnv()): Promise<{ input: unknown; check: SpecCheck }> {
   const input = await readSpecFile(file);
-  return { input, check: checkSpec(input) };
+  const check = checkSpec(input);
+  if (!check.ok) return { input, check };
+  const size = gridSizeBound(check.spec);
+  // With "all" layers only a lower bound is known here; prepare checks the exact size against the workers' limit.
+  const tooBig = gridLimitProblem(size.cells, maxCells, size.bound === 'upper' ? 'up to' : 'at least');
+  return { input, check: tooBig ? { ok: false, problems: [`(grid): ${tooBig}`] } : check };
 }

@@ -9,13 +9,16 @@
  * three path variables. Ours:
  *
  *   DATABASE_URL            postgres://...; unset: embedded PGlite under ./data/pglite
- *   ICL_SWEEP_TASK_QUEUE    default "icl-sweep" (cells run on "<queue>-cells")
+ *   ICL_SWEEP_TASK_QUEUE    default "icl-sweep" (cells run on "<queue>-cells-<provider>")
  *   ICL_SWEEP_ROLES         "workflows,cells" (default): what this worker polls; "cells" for GPU-only machines
  *   ICL_SWEEP_CONCURRENCY   cells evaluated at once by this worker (default 1)
  *   ICL_SWEEP_METRICS_PORT  Prometheus /metrics port (default 9464; 0: any free port; "off": none)
- *   ICL_SWEEP_EXECUTION_PROVIDER  cpu (default) or cuda
+ *   ICL_SWEEP_EXECUTION_PROVIDER  cpu (default) or cuda: the engine's, and so the cells queue polled
  *   ICL_SWEEP_CACHE_DIR     decompositions and prepared datasets (default ./.cache/icl-sweep)
  *   ICL_SWEEP_MAX_MODELS    models kept loaded (default 2); ICL_SWEEP_DECOMPOSITION_CACHE_MB (default 2048)
+ *   ICL_SWEEP_DISK_CACHE_MB decompositions kept on disk under the cache folder, least recently used go (default 20480)
+ *   ICL_SWEEP_MAX_CELLS     largest grid a sweep prepared by this worker may have (default 1000000)
+ *   ICL_SWEEP_OUTAGE_TOLERANCE_SECONDS  how long activities wait out an unreachable database (default 1800)
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
  *   ICL_SWEEP_TASK_DIRS     folders of task files (YAML) besides the builtin ones, separated like PATH
  *   ICL_SWEEP_SHUTDOWN_GRACE_SECONDS  time a stopping worker gives running cells to finish (default 30)
@@ -32,6 +35,7 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DEFAULT_TASK_QUEUE } from '../workflows/queues.ts';
 import { taskDirsFromEnv } from '../engine/tasks/registry.ts';
 import { hubCacheDir } from '../engine/hub.ts';
+import { DEFAULT_MAX_CELLS } from '../sweepspec/grid.ts';
 
 export interface TemporalConfig {
   address: string;
@@ -50,6 +54,8 @@ export interface EngineConfig {
   cacheDir: string;
   maxModels: number;
   decompositionCacheBytes: number;
+  /** Bound of the decompositions kept on disk (ICL_SWEEP_DISK_CACHE_MB). */
+  diskCacheBytes: number;
   threads?: number;
   /** Folders model and dataset paths must lie under (absolute). */
   dataRoots: string[];
@@ -69,6 +75,10 @@ export interface WorkerConfig extends EngineConfig {
   metricsPort?: number;
   shutdownGraceSeconds: number;
   workerName: string;
+  /** Largest grid a sweep this worker prepares may have (ICL_SWEEP_MAX_CELLS). */
+  maxCells: number;
+  /** How long database work waits out an unreachable database (ICL_SWEEP_OUTAGE_TOLERANCE_SECONDS). */
+  outageToleranceSeconds: number;
 }
 
 /** The repository's test fixtures: the tests' and `demo --tiny`'s models and datasets. */
@@ -148,6 +158,7 @@ export function engineConfigFromEnv(env: Env = process.env): EngineConfig {
     cacheDir,
     maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
     decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
+    diskCacheBytes: int(env, 'ICL_SWEEP_DISK_CACHE_MB', 20480) * 1024 * 1024,
     ...(threads !== undefined ? { threads } : {}),
     dataRoots: dataRootsFromEnv(env, cacheDir),
     datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },
@@ -170,5 +181,7 @@ export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
     metricsPort: metrics === 'off' ? undefined : int(env, 'ICL_SWEEP_METRICS_PORT', 9464),
     shutdownGraceSeconds: int(env, 'ICL_SWEEP_SHUTDOWN_GRACE_SECONDS', 30),
     workerName: env.ICL_SWEEP_WORKER_NAME || `${os.hostname()}:${process.pid}`,
+    maxCells: int(env, 'ICL_SWEEP_MAX_CELLS', DEFAULT_MAX_CELLS, 1),
+    outageToleranceSeconds: int(env, 'ICL_SWEEP_OUTAGE_TOLERANCE_SECONDS', 1800),
   };
 }

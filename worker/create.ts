@@ -1,12 +1,14 @@
 /**
  * Creates a sweep worker: the one module the worker entry (worker/main.ts), the CLI's demo and the
  * tests use. A worker process polls
- *  - the sweep task queue ("icl-sweep"): the `sweep` workflow and its light (database) activities, and
- *  - the cells queue ("icl-sweep-cells"): prepareSweep and evaluateCell, at most `concurrency` at a
- *    time: everything that reads model and dataset files,
+ *  - the sweep task queue ("icl-sweep"): the `sweep` and `sweepCell` workflows and their light
+ *    (database) activities (it registers the sweep's search attributes when the namespace lacks them), and
+ *  - the cells queue of its execution provider ("icl-sweep-cells-cpu" / "-cuda"): prepareSweep and
+ *    evaluateCell, at most `concurrency` at a time: everything that reads model and dataset files,
  * over one connection, with one database pool and, when it runs cells, one engine (models kept
  * loaded, LRU). A workflows-only worker has no engine and reads no model or dataset file.
  */
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Engine, EngineOptions } from '../engine/types.ts';
@@ -15,6 +17,7 @@ import { createCellActivities, createSweepActivities, type ActivityContext, type
 import type { Metrics } from '../activities/context.ts';
 import { cellsTaskQueue } from '../workflows/queues.ts';
 import type { EngineConfig, WorkerConfig } from './config.ts';
+import { ensureSearchAttributes } from './search-attributes.ts';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -75,6 +78,7 @@ export function engineOptions(config: EngineConfig, metrics: Pick<Metrics, 'mode
     cacheDir: config.cacheDir,
     maxModels: config.maxModels,
     decompositionCacheBytes: config.decompositionCacheBytes,
+    decompositionDiskBytes: config.diskCacheBytes,
     ...(config.threads !== undefined ? { threads: config.threads } : {}),
     dataRoots: config.dataRoots,
     datasetLimits: config.datasetLimits,
@@ -107,7 +111,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       await migrate(created);
       db = created;
     }
-    const context: ActivityContext = { db, metrics, workerName: config.workerName };
+    const context: ActivityContext = { db, metrics, workerName: config.workerName, host: os.hostname(), outageToleranceMs: config.outageToleranceSeconds * 1000 };
 
     let connection = deps.connection;
     if (!connection) {
@@ -129,6 +133,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       shutdownGraceTime: `${config.shutdownGraceSeconds} seconds`,
     } as const;
     if (config.roles.includes('workflows')) {
+      await ensureSearchAttributes(connection.operatorService, config.temporal.namespace);
       workers.push(
         await Worker.create({
           ...common,
@@ -143,8 +148,14 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       workers.push(
         await Worker.create({
           ...common,
-          taskQueue: cellsTaskQueue(config.taskQueue),
-          activities: createCellActivities({ ...context, engine: engine!, engineVersion } satisfies CellActivityContext),
+          taskQueue: cellsTaskQueue(config.taskQueue, config.executionProvider),
+          activities: createCellActivities({
+            ...context,
+            engine: engine!,
+            engineVersion,
+            executionProvider: config.executionProvider,
+            maxCells: config.maxCells,
+          } satisfies CellActivityContext),
           maxConcurrentActivityTaskExecutions: config.concurrency,
         }),
       );

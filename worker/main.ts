@@ -6,6 +6,7 @@
 import { workerConfigFromEnv } from './config.ts';
 import { createSweepWorker } from './create.ts';
 import { cellsTaskQueue } from '../workflows/queues.ts';
+import { recentSweepProgress } from '../db/queries.ts';
 
 async function main(): Promise<void> {
   const config = workerConfigFromEnv();
@@ -22,6 +23,10 @@ async function main(): Promise<void> {
     executionProvider: config.executionProvider,
     engineVersion: worker.engineVersion,
   });
+  if (config.roles.includes('workflows')) {
+    // The orchestrator exports each recent sweep's progress as its workflow recorded it.
+    metricsModule.exportSweepProgress(() => recentSweepProgress(worker.context.db, { runningSeconds: 7 * 86_400, endedSeconds: 6 * 3600 }));
+  }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       console.log(`${signal}: draining (running cells get ${config.shutdownGraceSeconds}s to finish)`);
@@ -29,7 +34,7 @@ async function main(): Promise<void> {
       worker.shutdown();
     });
   }
-  const queues = [config.roles.includes('workflows') ? config.taskQueue : null, config.roles.includes('cells') ? cellsTaskQueue(config.taskQueue) : null].filter(Boolean);
+  const queues = [config.roles.includes('workflows') ? config.taskQueue : null, config.roles.includes('cells') ? cellsTaskQueue(config.taskQueue, config.executionProvider) : null].filter(Boolean);
   console.log(
     `icl-sweep worker ${config.workerName}: ${config.temporal.address} namespace ${config.temporal.namespace}, task queues ${queues.join(' + ')}, ` +
       `database ${worker.context.db.location}, concurrency ${config.concurrency}, ${config.executionProvider}` +

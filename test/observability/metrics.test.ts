@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_LABEL_SETS, metrics, registry, setReady, startMetricsServer, metricsPortsFromEnv, type MetricsServer } from '../../activities/metrics.ts';
+import { MAX_LABEL_SETS, exportSweepProgress, metrics, registry, setReady, startMetricsServer, metricsPortsFromEnv, type MetricsServer } from '../../activities/metrics.ts';
 import { findTool } from './helpers.ts';
 
 const l = { sweep: 'unit-sweep', model: 'gpt2', dataset: 'sst2' };
@@ -41,7 +41,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 
 describe('metrics API', () => {
   it('records a cell lifecycle into icl_sweep_* series labelled {sweep, model, dataset}', async () => {
-    metrics.sweepProgress('unit-sweep', 10, 0);
+    exportSweepProgress(async () => [{ name: 'unit-sweep', planned: 10, finished: 0 }]);
     metrics.cellStarted(l);
     let text = await scrape();
     expect(sample(text, 'icl_sweep_cells_in_flight', l)).toBe(1);
@@ -57,7 +57,8 @@ describe('metrics API', () => {
     metrics.cellStarted(l);
     metrics.cellFailed(l);
     metrics.cellsReused(l, 5);
-    metrics.sweepProgress('unit-sweep', 10, 7);
+    metrics.cellConflict(l);
+    exportSweepProgress(async () => [{ name: 'unit-sweep', planned: 10, finished: 7 }]);
 
     text = await scrape();
     expect(sample(text, 'icl_sweep_cells_started_total', l)).toBe(2);
@@ -79,10 +80,31 @@ describe('metrics API', () => {
     expect(sample(text, 'icl_sweep_model_load_seconds_count')).toBe(1);
     expect(sample(text, 'icl_sweep_sweep_cells_planned', { sweep: 'unit-sweep' })).toBe(10);
     expect(sample(text, 'icl_sweep_sweep_cells_done', { sweep: 'unit-sweep' })).toBe(7);
+    expect(sample(text, 'icl_sweep_cell_conflicts_total', l)).toBe(1);
     expect(sample(text, 'icl_sweep_last_cell_finished_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 60);
     // Default process metrics keep their standard names.
     expect(sample(text, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+  });
+
+  it('sweep progress is read at each scrape: sweeps gone from the source drop out, an unreachable source keeps the last values', async () => {
+    exportSweepProgress(async () => [{ name: 'sweep-a', planned: 5, finished: 5 }, { name: 'sweep-b', planned: 3, finished: 1 }]);
+    let text = await scrape();
+    expect(sample(text, 'icl_sweep_sweep_cells_done', { sweep: 'sweep-a' })).toBe(5);
+    expect(sample(text, 'icl_sweep_sweep_cells_planned', { sweep: 'sweep-b' })).toBe(3);
+    exportSweepProgress(async () => [{ name: 'sweep-b', planned: 3, finished: 2 }]);
+    text = await scrape();
+    expect(sample(text, 'icl_sweep_sweep_cells_done', { sweep: 'sweep-a' })).toBeUndefined();
+    expect(sample(text, 'icl_sweep_sweep_cells_done', { sweep: 'sweep-b' })).toBe(2);
+    exportSweepProgress(async () => {
+      throw new Error('database unreachable');
+    });
+    expect(sample(await scrape(), 'icl_sweep_sweep_cells_done', { sweep: 'sweep-b' })).toBe(2);
+    exportSweepProgress(() => new Promise(() => {})); // a database that never answers
+    const t0 = Date.now();
+    expect(sample(await scrape(), 'icl_sweep_sweep_cells_done', { sweep: 'sweep-b' })).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    exportSweepProgress(undefined);
   });
 
   it('ignores negative and non-finite amounts instead of throwing', async () => {

@@ -1,13 +1,15 @@
 /**
- * A few hundred cells with a small continue-as-new threshold: the sweep hops across many workflow
- * runs, its progress never goes backwards, and every cell is stored exactly once.
+ * Continue-as-new without draining the window: a sweep hops across several workflow runs while its
+ * cells keep running. At every boundary where cells remain, cells are in flight (carried to the next
+ * run, which counts their reports), and cells computing in the database's record span boundaries;
+ * progress never goes backwards; every cell is stored exactly once.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults } from '../../db/queries.ts';
-import type { SweepProgress, SweepResult } from '../../workflows/sweep.ts';
-import { startWorker, waitFor, type RunningWorker } from '../support/temporal.ts';
-import { MODELS, SST2, count, setupSuite, type Suite } from './helpers.ts';
+import type { SweepProgress, SweepResult, SweepState } from '../../workflows/sweep.ts';
+import { startWorker, type RunningWorker } from '../support/temporal.ts';
+import { MODELS, continuedAsNewArgs, count, eventSeconds, makeSentimentDataset, rows, runHistories, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
 let worker: RunningWorker;
@@ -23,21 +25,22 @@ afterAll(async () => {
 });
 
 describe('continue-as-new', () => {
-  it('keeps progress and results intact over a few hundred cells', async () => {
-    const ratios = [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
+  it('hands the cells in flight to the next run at every boundary, keeps progress, stores every cell once', async () => {
+    // Cells of a few seconds each (the no-past-key-values model, 1600 examples): long against a workflow task, as real cells are.
+    const data = await makeSentimentDataset(path.join(suite.tmp, 'data'), { train: 40, validation: 10, test: 1600 });
     const spec = {
       name: 'can-sweep',
-      models: [{ name: 'gpt2-tiny', path: path.join(MODELS, 'gpt2') }],
-      datasets: [{ name: 'sst2-tiny', task: 'sst2', path: SST2 }],
-      modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out', 'mlp', 'attn', 'all'],
+      models: [{ name: 'gpt2-nopast', path: path.join(MODELS, 'gpt2-nopast') }],
+      datasets: [{ name: 'sentiment', task: 'sst2', path: data }],
+      modules: ['q_proj', 'fc_in', 'fc_out'],
       layers: 'all',
-      ratios,
+      ratios: [0, 0.5, 0.9],
       shots: 1,
-      sizes: { testPerClass: 1 },
-      maxInFlight: 8,
-      continueAsNewAfter: 40,
+      sizes: { testPerClass: 800 },
+      maxInFlight: 4,
+      continueAsNewAfter: 5,
     };
-    const total = 9 * 3 * (ratios.length - 1) + 1; // 325
+    const total = 3 * 3 * 2 + 1; // 19
     const handle = await suite.client.workflow.start('sweep', { taskQueue: suite.taskQueue, workflowId: `${suite.taskQueue}-can`, args: [spec] });
 
     const seen: SweepProgress[] = [];
@@ -53,64 +56,46 @@ describe('continue-as-new', () => {
     }
     const r = await result;
     expect(r).toMatchObject({ sweep: 'can-sweep', total, done: total, reused: 0, failed: 0 });
-    expect(r.runs).toBeGreaterThanOrEqual(Math.floor(total / 40));
+    expect(r.runs).toBeGreaterThanOrEqual(3);
 
-    // Progress across runs: never backwards, never above the total, and it saw several runs.
+    // Progress across runs: never backwards, never above the total, never more in flight than the window.
     const finishedCounts = seen.map((p) => p.done + p.reused + p.failed);
     for (let i = 1; i < finishedCounts.length; i++) expect(finishedCounts[i]).toBeGreaterThanOrEqual(finishedCounts[i - 1]);
     expect(Math.max(...finishedCounts)).toBeLessThanOrEqual(total);
-    expect(new Set(seen.map((p) => p.run)).size).toBeGreaterThan(2);
-    expect(seen.every((p) => p.inFlight <= 8)).toBe(true);
+    expect(seen.every((p) => p.inFlight <= 4)).toBe(true);
 
+    // Every boundary: what the run handed over, and which cells the database saw computing at that moment.
+    const runs = await runHistories(suite.client, handle.workflowId, handle.firstExecutionRunId);
+    expect(runs).toHaveLength(r.runs);
+    const computed = await rows<{ started: number; finished: number }>(
+      suite.db.db,
+      `select extract(epoch from started_at)::float8 as started, extract(epoch from finished_at)::float8 as finished from cells`,
+    );
+    const boundaries = runs.slice(0, -1).map(({ history }) => {
+      const state = continuedAsNewArgs(history)![1] as SweepState;
+      const at = eventSeconds(history.events![history.events!.length - 1]);
+      return {
+        remaining: total - (state.counts.done + state.counts.reused + state.counts.failed),
+        carried: Object.keys(state.inFlight).length,
+        computing: computed.filter((c) => c.started <= at && at < c.finished).length,
+      };
+    });
+    console.log(`continue-as-new boundaries (cells remaining / in flight carried / computing): ${boundaries.map((b) => `${b.remaining}/${b.carried}/${b.computing}`).join(' ')}`);
+    // The workflow's own count never drops to zero while cells remain; and cells physically ran across the
+    // boundaries (how many at the exact instant depends on how workflow task latency falls against cell ends).
+    for (const b of boundaries.filter((x) => x.remaining > 0)) expect(b.carried).toBeGreaterThan(0);
+    expect(boundaries.some((b) => b.computing > 0)).toBe(true);
+
+    // Exactly once: one row per cell, each computed by one attempt, one set of examples each, no second completion.
     const results = await cellResults(suite.db.db, 'can-sweep');
     expect(results).toHaveLength(total);
     expect(new Set(results.map((x) => x.cellKey)).size).toBe(total);
-    expect(results.every((x) => x.status === 'done' && !x.reused)).toBe(true);
+    expect(results.every((x) => x.status === 'done' && !x.reused && x.n === 1600 && x.attempt === 1)).toBe(true);
     expect(await count(suite.db.db, 'select count(*) as n from cells')).toBe(total);
-    expect(await count(suite.db.db, 'select max(attempts) as n from cells')).toBe(1);
+    expect(await count(suite.db.db, 'select count(*) as n from examples')).toBe(total * 1600);
+    expect(await count(suite.db.db, 'select count(*) as n from cell_conflicts')).toBe(0);
 
-    // The last run's history stays small (one run handles at most ~40 cells).
-    const description = await handle.describe();
-    expect(description.historyLength).toBeLessThan(40 * 12);
-  });
-
-  it('handles a 10,000-cell grid: expands it in every run, keeps pending work bounded, continues as new', async () => {
-    const ratios = Array.from({ length: 278 }, (_, i) => Number(((i + 1) / 280).toFixed(6)));
-    const spec = {
-      name: 'big-sweep',
-      models: [{ name: 'gpt2-tiny', path: path.join(MODELS, 'gpt2') }],
-      datasets: [{ name: 'sst2-tiny', task: 'sst2', path: SST2 }],
-      modules: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc_in', 'fc_out', 'mlp', 'attn', 'all'],
-      layers: [-1, 0, 1, 2],
-      ratios,
-      shots: 1,
-      sizes: { testPerClass: 1 },
-      maxInFlight: 1000,
-      continueAsNewAfter: 60,
-    };
-    const total = 9 * 4 * 278;
-    expect(total).toBeGreaterThanOrEqual(10_000);
-    const handle = await suite.client.workflow.start('sweep', { taskQueue: suite.taskQueue, workflowId: `${suite.taskQueue}-big`, args: [spec] });
-    try {
-      const p = await waitFor(
-        async () => {
-          const q = (await handle.query('progress')) as SweepProgress;
-          return q.run >= 2 && q;
-        },
-        120_000,
-        250,
-      );
-      expect(p.total).toBe(total);
-      // maxInFlight 1000 is capped: never more than a few hundred cells pending per run.
-      expect(p.inFlight).toBeLessThanOrEqual(200);
-      const d = await handle.describe();
-      expect(d.historyLength).toBeLessThan(2000);
-    } finally {
-      await handle.cancel();
-      await handle.result().catch(() => {});
-    }
-    const stored = await count(suite.db.db, `select count(*) as n from cell_results where sweep = 'big-sweep'`);
-    expect(stored).toBeGreaterThanOrEqual(60);
-    expect(stored).toBeLessThan(total);
-  });
+    // Each run's history stays small (one run starts at most 5 cells).
+    for (const { history } of runs) expect(history.events!.length).toBeLessThan(120);
+  }, 300_000);
 });

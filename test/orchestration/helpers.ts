@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { REPO_ROOT, connectClient, quietTemporalLogs, uniqueTaskQueue } from '../support/temporal.ts';
 import type { Db } from '../../db/client.ts';
@@ -25,12 +27,14 @@ export async function setupSuite(prefix: string): Promise<Suite> {
   const db = await createTestDatabase({ prefix: `icl_orch_${prefix.replace(/[^a-z0-9]/g, '_')}` });
   const { client, close } = await connectClient();
   const tmp = await mkdtemp(path.join(os.tmpdir(), `icl-${prefix}-`));
+  const taskQueue = uniqueTaskQueue(prefix);
   return {
     db,
     client,
-    taskQueue: uniqueTaskQueue(prefix),
+    taskQueue,
     tmp,
     async teardown() {
+      await terminateRunning(client, taskQueue).catch(() => {});
       await close().catch(() => {});
       await db.drop().catch(() => {});
       await rm(tmp, { recursive: true, force: true });
@@ -64,4 +68,41 @@ export async function count(db: Db, query: string): Promise<number> {
 export async function rows<T = Record<string, unknown>>(db: Db, query: string): Promise<T[]> {
   const res = await db.execute(sql.raw(query));
   return (res as unknown as { rows: T[] }).rows;
+}
+
+type History = temporal.api.history.v1.IHistory;
+
+/**
+ * Ends what a test left running (a failed assertion, a timeout): sweeps and their cell workflows, whose
+ * ids start with the test's task queue, would otherwise sit on the shared server with no worker.
+ */
+export async function terminateRunning(client: Client, idPrefix: string): Promise<void> {
+  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH '${idPrefix}' AND ExecutionStatus = 'Running'` })) {
+    await client.workflow.getHandle(wf.workflowId).terminate('test over').catch(() => {});
+  }
+}
+
+/** The histories of every run of a workflow (first run first), following continue-as-new. */
+export async function runHistories(client: Client, workflowId: string, firstRunId: string): Promise<{ runId: string; history: History }[]> {
+  const out: { runId: string; history: History }[] = [];
+  for (let runId: string | undefined = firstRunId; runId; ) {
+    const history: History = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    out.push({ runId, history });
+    const last = history.events?.[history.events.length - 1];
+    runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+  }
+  return out;
+}
+
+/** The arguments a continue-as-new event passes to the next run, decoded. */
+export function continuedAsNewArgs(history: History): unknown[] | undefined {
+  const last = history.events?.[history.events.length - 1];
+  const payloads = last?.workflowExecutionContinuedAsNewEventAttributes?.input?.payloads;
+  return payloads?.map((p) => defaultPayloadConverter.fromPayload(p as never));
+}
+
+/** Seconds since the epoch of an event's time. */
+export function eventSeconds(event: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }): number {
+  const t = event.eventTime!;
+  return Number(t.seconds) + (t.nanos ?? 0) / 1e9;
 }

@@ -1,0 +1,77 @@
+/**
+ * The phases of a sweep, each a small function the `sweep` workflow calls in turn: validate the
+ * spec, prepare (fingerprints, grid checks, the sweep's name), the grid, the selection on
+ * validation, the test cells of the picks. The pure ones (validate, gridSource, testPlan) are
+ * tested without Temporal; the rest are activities.
+ */
+import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import type { Selection } from '../analysis/selection.ts';
+import type { SelectionRow } from '../activities/types.ts';
+import { baselineCell, makeCell, type Cell, type PreparedSweep, type Split } from '../sweepspec/cells.ts';
+import { cellsAt, gridShape } from '../sweepspec/grid.ts';
+import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
+import { light, preparation } from './activities.ts';
+import type { CellSource } from './window.ts';
+
+function invalidSpec(message: string, problems: unknown): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'InvalidSpec', nonRetryable: true, message, details: [problems] });
+}
+
+/** The spec with its defaults, or a non-retryable InvalidSpec failure listing every problem by field. */
+export function validate(input: unknown): SweepSpec {
+  const check = checkSpec(input);
+  if (check.ok) return check.spec;
+  const { problems } = check;
+  throw invalidSpec(`invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
+}
+
+/** Fingerprints and layer counts; the grid checked against the models and the cell limit; the sweep's name claimed. */
+export async function prepare(spec: SweepSpec, workflowId: string): Promise<PreparedSweep> {
+  try {
+    return await preparation(spec, workflowInfo().taskQueue).prepareSweep({ spec, workflowId });
+  } catch (err) {
+    // Fail with the activity's own readable message (every problem by field), not "Activity task failed".
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === 'InvalidSpec') throw invalidSpec(cause.message, cause.details?.[0] ?? []);
+    throw err;
+  }
+}
+
+/** The split the grid is evaluated on: validation when the paper's selection follows. */
+export function gridSplit(spec: SweepSpec): Split {
+  return spec.selection ? 'validation' : spec.split;
+}
+
+/** The grid's cells by index: each batch expanded and keyed when the window asks for it. */
+export function gridSource(spec: SweepSpec, prepared: PreparedSweep): CellSource {
+  const shape = gridShape(spec, prepared, gridSplit(spec));
+  return { size: shape.size, cells: (from, count) => cellsAt(spec, shape, from, count) };
+}
+
+/** Algorithm 1's pick per (model, dataset), made next to the data. */
+export async function selectOnValidation(name: string): Promise<Selection[]> {
+  return light.selectOnValidation({ sweep: name });
+}
+
+/** The test cells of the picks (the unpruned model and each pick, once each) and the selection rows to store. */
+export function testPlan(spec: SweepSpec, prepared: PreparedSweep, selections: Selection[]): { source: CellSource; rows: SelectionRow[] } {
+  const cells: Cell[] = [];
+  const rows: SelectionRow[] = [];
+  const add = (c: Cell) => {
+    if (!cells.some((x) => x.key === c.key)) cells.push(c);
+  };
+  for (const s of selections) {
+    const base = baselineCell(spec, prepared, s.model, s.dataset, 'test');
+    const model = prepared.models.find((m) => m.name === s.model)!;
+    const dataset = prepared.datasets.find((d) => d.name === s.dataset)!;
+    const picked = makeCell(spec, prepared.engineVersion, model, dataset, { module: s.module, layer: s.layer, ratio: s.ratio, split: 'test' });
+    add(base);
+    add(picked);
+    rows.push({ ...s, baselineCellKey: base.key, selectedCellKey: picked.key });
+  }
+  return { source: { size: cells.length, cells: (from, count) => cells.slice(from, from + count) }, rows };
+}
+
+export async function saveSelections(name: string, rows: SelectionRow[]): Promise<void> {
+  await light.saveSelections({ sweep: name, rows });
+}
