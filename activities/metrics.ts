@@ -204,7 +204,7 @@ function labels(l: CellLabels): CellLabels {
   seenLabelSets.add(id);
   // Initialise every per-cell series at 0 the first time a label set is seen, so rate() and
   // increase() work from the first increment and panels show 0 rather than "no data".
-  for (const c of [cellsStarted, cellsCompleted, cellsFailed, cellsReused, examplesEvaluated, forwardTokens, forwardSeconds]) c.inc(value, 0);
+  for (const c of [cellsStarted, cellsCompleted, cellsFailed, cellsReused, cellConflicts, examplesEvaluated, forwardTokens, forwardSeconds]) c.inc(value, 0);
   cellsInFlight.inc(value, 0);
   cellDuration.zero(value);
   return value;

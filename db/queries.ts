@@ -56,6 +56,8 @@ export interface SweepInput {
   grid?: string;
   /** Take the name even when it holds another grid: its links and selections go, its cells stay. */
   replace?: boolean;
+  /** Cells planned (the grid's size), for the progress record. */
+  planned?: number;
 }
 
 /** Who holds a sweep name with another grid. */
@@ -88,6 +90,7 @@ export async function claimSweep(db: Db, sweep: SweepInput): Promise<ClaimResult
         spec: sweep.spec as object,
         grid: sweep.grid ?? row.grid,
         status: 'running',
+        cellsPlanned: sweep.planned ?? row.cellsPlanned,
         cellsFinished: other ? 0 : row.cellsFinished,
         updatedAt: sql`now()`,
         reportedAt: sql`now()`,

@@ -75,10 +75,17 @@ export function sweepProgress(): dashboard.DashboardBuilder {
         .multi(true),
     )
     .withPanel(
-      statPanel(1, 0, 8, 'Cells done / planned', 'How many cells of each sweep have a result (computed, reused or failed) out of the grid?', [
-        promQuery('A', DONE, 'done {{sweep}}', true),
-        promQuery('B', PLANNED, 'planned {{sweep}}', true),
-      ])
+      statPanel(
+        1,
+        0,
+        8,
+        'Cells done / planned',
+        "How many cells of each sweep have a result (computed, reused or failed) out of those planned? As the sweep's workflow records them; the orchestrator workers export that record, so it reaches the planned count when the sweep completes.",
+        [
+          promQuery('A', DONE, 'done {{sweep}}', true),
+          promQuery('B', PLANNED, 'planned {{sweep}}', true),
+        ],
+      )
         .unit('none')
         .colorScheme(fixedColour('blue')),
     )
@@ -86,7 +93,7 @@ export function sweepProgress(): dashboard.DashboardBuilder {
       new gauge.PanelBuilder()
         .id(2)
         .title('Progress')
-        .description('What share of the grid is finished?')
+        .description('What share of the planned cells is finished? Exactly 100 % once the sweep completes (the plan grows by the test cells when the paper\'s selection step starts).')
         .datasource(PROMETHEUS)
         .gridPos({ h: 5, w: 4, x: 8, y: 0 })
         .withTarget(promQuery('A', `${DONE} / ${PLANNED}`, '{{sweep}}', true))
@@ -100,7 +107,7 @@ export function sweepProgress(): dashboard.DashboardBuilder {
         .thresholds(steps('blue', ['green', 1])),
     )
     .withPanel(
-      statPanel(3, 12, 4, 'ETA', 'When will the sweep finish at the throughput of the last 15 minutes? (remaining cells / completed cells per second)', [
+      statPanel(3, 12, 4, 'ETA', 'When will the sweep finish at the throughput of the last 15 minutes? (remaining cells / completed cells per second; 0 once it has completed, empty without recent throughput)', [
         promQuery('A', `(${PLANNED} - ${DONE}) / (sum by (sweep) (rate(icl_sweep_cells_completed_total{${S}}[15m])) > 0)`, '{{sweep}}', true),
       ])
         .unit('s')
@@ -113,9 +120,12 @@ export function sweepProgress(): dashboard.DashboardBuilder {
         4,
         16,
         4,
-        'Failed cells (time range)',
-        'Are cells failing? Failed attempts in the selected time range (retries count; see the Accuracy surfaces dashboard for the stored errors).',
-        [promQuery('A', `sum by (sweep) (increase(icl_sweep_cells_failed_total{${S}}[$__range]))`, '{{sweep}}', true)],
+        'Failed cells, result conflicts (time range)',
+        'Are cells failing? Failed attempts in the selected time range (retries count; see the Accuracy surfaces dashboard for the stored errors). Conflicts: a done cell completed again with other numbers (kept in cell_conflicts; the first result stands).',
+        [
+          promQuery('A', `sum by (sweep) (increase(icl_sweep_cells_failed_total{${S}}[$__range]))`, 'failed {{sweep}}', true),
+          promQuery('B', `sum by (sweep) (increase(icl_sweep_cell_conflicts_total{${S}}[$__range]))`, 'conflicts {{sweep}}', true),
+        ],
       )
         .unit('none')
         .decimals(0)
@@ -138,7 +148,7 @@ export function sweepProgress(): dashboard.DashboardBuilder {
       ]),
     )
     .withPanel(
-      series(7, { h: 8, w: 12, x: 12, y: 5 }, 'Progress over time', 'Is the sweep moving? Done cells against the grid size.', 'none', [
+      series(7, { h: 8, w: 12, x: 12, y: 5 }, 'Progress over time', "Is the sweep moving? Cells with a result against the planned cells, as the sweep's workflow records them.", 'none', [
         promQuery('A', DONE, 'done {{sweep}}'),
         promQuery('B', PLANNED, 'planned {{sweep}}'),
       ]),

@@ -9,6 +9,9 @@
  * - The read-only role cannot write.
  * - Every PromQL expression of every dashboard evaluates through Prometheus' HTTP API to a
  *   non-empty result, and every metric it names is one the real worker exports.
+ * - The progress panels read values that are right: during a real sweep the cells done never go
+ *   down and never exceed those planned; once it completes progress is exactly 100 % and the ETA
+ *   zero or empty.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -74,6 +77,8 @@ let prom: RunningPrometheus | undefined;
 let metricsText = '';
 let temporalText = '';
 const sweepA = `obs-a-${randomBytes(3).toString('hex')}`;
+/** Unix seconds around sweep A's run. */
+let sweepAWindow: { start: number; end: number };
 const sweepB = `obs-b-${randomBytes(3).toString('hex')}`;
 
 function toyDataset(dir: string): void {
@@ -153,7 +158,9 @@ beforeAll(async () => {
   // sweep's preparation with the fixtures at hand).
   const { client, close } = await connectClient();
   try {
+    const start = Date.now() / 1000;
     await client.workflow.execute('sweep', { taskQueue, workflowId: `${sweepA}-wf`, args: [spec(sweepA, true)], workflowExecutionTimeout: '5 minutes' });
+    sweepAWindow = { start, end: Date.now() / 1000 };
     await client.workflow.execute('sweep', { taskQueue, workflowId: `${sweepB}-wf`, args: [spec(sweepB, false)], workflowExecutionTimeout: '5 minutes' });
   } catch (err) {
     throw new Error(`sweep failed: ${(err as Error).message}\n${(err as { cause?: Error }).cause?.message ?? ''}\nworker log:\n${workerLog}`);
@@ -310,15 +317,43 @@ describe('sweep progress (Prometheus) against a real worker', () => {
     });
   }
 
-  it('progress: done equals planned for both sweeps, and the cells were counted', async () => {
-    const done = await prom!.query(`max by (sweep) (icl_sweep_sweep_cells_done{sweep=~"${sweepA}|${sweepB}"})`);
-    const planned = await prom!.query(`max by (sweep) (icl_sweep_sweep_cells_planned{sweep=~"${sweepA}|${sweepB}"})`);
-    expect(planned.result.length).toBe(2);
+  const panelExpr = (title: string, refId = 'A') => {
+    const panel = dashboards.flatMap((d) => d.panels).find((p) => p.title === title);
+    if (!panel) throw new Error(`no panel "${title}"`);
+    return interpolatePromql(panel.targets.find((t: { refId: string }) => t.refId === refId).expr, promVars());
+  };
+
+  it('progress during a real sweep: done never goes down and never exceeds planned', async () => {
+    const end = Date.now() / 1000;
+    const series = async (refId: string) => {
+      const data = await prom!.queryRange(panelExpr('Cells done / planned', refId), sweepAWindow.start - 2, end, 1);
+      const s = data.result.find((r: any) => r.metric.sweep === sweepA);
+      expect(s, `no ${refId} series for ${sweepA}`).toBeDefined();
+      return new Map<number, number>(s.values.map(([t, v]: [number, string]) => [t, Number(v)]));
+    };
+    const done = await series('A');
+    const planned = await series('B');
+    // One sample a second over the sweep and the seconds after it.
+    expect(done.size).toBeGreaterThan(3);
+    let previous = 0;
+    for (const [t, d] of done) {
+      expect(d, `done went down at ${t}`).toBeGreaterThanOrEqual(previous);
+      expect(d, `done above planned at ${t}`).toBeLessThanOrEqual(planned.get(t)!);
+      previous = d;
+    }
+    // It reached the planned cells: the grid (2 modules x 2 layers x 2 ratios + the unpruned cell) and the test cells.
+    expect(previous).toBe(planned.get([...done.keys()].pop()!));
+    expect(previous).toBeGreaterThanOrEqual(MODULES.length * LAYERS.length * (RATIOS.length - 1) + 1 + 1);
+  });
+
+  it('after the sweeps complete: progress is exactly 100 %, the ETA zero or empty, and the cells were counted', async () => {
+    const progress = await prom!.query(panelExpr('Progress'));
+    expect(Object.fromEntries(progress.result.map((r: any) => [r.metric.sweep, Number(r.value[1])]))).toEqual({ [sweepA]: 1, [sweepB]: 1 });
+    const eta = await prom!.query(panelExpr('ETA'));
+    for (const r of eta.result) expect(Number(r.value[1])).toBe(0);
     const completed = await prom!.query(`sum(icl_sweep_cells_completed_total{sweep="${sweepA}"})`);
     expect(Number(completed.result[0].value[1])).toBeGreaterThan(0);
     const reused = await prom!.query(`sum(icl_sweep_cells_reused_total{sweep="${sweepB}"})`);
     expect(Number(reused.result[0].value[1])).toBeGreaterThan(0);
-    const byName = (r: any[]) => Object.fromEntries(r.map((x) => [x.metric.sweep, Number(x.value[1])]));
-    expect(byName(done.result)[sweepB]).toBe(byName(planned.result)[sweepB]);
   });
 });

@@ -197,6 +197,8 @@ export interface RunningPrometheus {
   process: ChildProcess;
   log(): string;
   query(expr: string): Promise<{ resultType: string; result: any[] }>;
+  /** A range query: one series per label set, values [unix seconds, string] every `step` seconds. */
+  queryRange(expr: string, start: number, end: number, step: number): Promise<{ resultType: string; result: any[] }>;
   stop(): Promise<void>;
 }
 
@@ -237,6 +239,16 @@ export async function startPrometheus(dir: string, targets: Record<string, strin
   child.stdout?.on('data', (b) => (log += b.toString()));
   child.stderr?.on('data', (b) => (log = (log + b.toString()).slice(-20_000)));
   const url = `http://127.0.0.1:${port}`;
+  const api = async (endpoint: string, params: Record<string, string>) => {
+    const res = await fetch(`${url}/api/v1/${endpoint}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params),
+    });
+    const body = (await res.json()) as any;
+    if (body.status !== 'success') throw new Error(`PromQL error for ${params.query}: ${body.errorType}: ${body.error}`);
+    return body.data;
+  };
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`prometheus exited (${child.exitCode}): ${log}`);
     return (await fetch(`${url}/-/ready`)).ok;
@@ -246,14 +258,10 @@ export async function startPrometheus(dir: string, targets: Record<string, strin
     process: child,
     log: () => log,
     async query(expr: string) {
-      const res = await fetch(`${url}/api/v1/query`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ query: expr }),
-      });
-      const body = (await res.json()) as any;
-      if (body.status !== 'success') throw new Error(`PromQL error for ${expr}: ${body.errorType}: ${body.error}`);
-      return body.data;
+      return api('query', { query: expr });
+    },
+    async queryRange(expr: string, start: number, end: number, step: number) {
+      return api('query_range', { query: expr, start: String(start), end: String(end), step: String(step) });
     },
     async stop() {
       if (child.exitCode !== null) return;
