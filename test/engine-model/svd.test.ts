@@ -1,11 +1,11 @@
 /** The SVD (LAPACK through koffi), the randomized mode, the k rule and the decomposition cache. */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sgemm } from '../../engine/linalg/blas.ts';
 import { contentKey, DecompositionCache } from '../../engine/linalg/cache.ts';
-import { exactSvd, gaussianMatrix, keptRank, randomizedSvd, reconstruct } from '../../engine/linalg/svd.ts';
+import { decompositionBytes, exactSvd, gaussianMatrix, keptRank, randomizedSvd, reconstruct } from '../../engine/linalg/svd.ts';
 import { loadModel } from '../../engine/model/index.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'icl-svd-'));
@@ -185,6 +185,36 @@ describe('decomposition cache', () => {
     await tiny.get(key, compute);
     expect(computed).toBe(3);
     expect(tiny.stats.bytes).toBe(0);
+  });
+
+  it('keeps the decompositions on disk under their byte bound, dropping the least recently used first', async () => {
+    const dir = join(work, 'bounded');
+    const matrices = [1, 2, 3, 4].map((seed) => randomMatrix(32, 48, seed));
+    const bytes = 16 + decompositionBytes(await exactSvd(matrices[0], 32, 48));
+    // Room for two files on disk, none in memory (so every read goes to disk and marks it used).
+    const cache = new DecompositionCache(dir, 0, 2 * bytes + 100);
+    const files = () => readdirSync(join(dir, 'decompositions')).filter((f) => f.endsWith('.svd')).sort();
+    const key = (i: number) => contentKey(matrices[i], 32, 48, 'exact');
+    let computed = 0;
+    const get = (i: number) => cache.get(key(i), () => (computed++, exactSvd(matrices[i], 32, 48)));
+    await get(0);
+    await new Promise((r) => setTimeout(r, 20));
+    await get(1);
+    expect(files()).toEqual([`${key(0)}.svd`, `${key(1)}.svd`].sort());
+    await new Promise((r) => setTimeout(r, 20));
+    await get(0); // read from disk: now the most recently used
+    expect(computed).toBe(2);
+    await new Promise((r) => setTimeout(r, 20));
+    await get(2); // over the bound: the least recently used (1) goes
+    expect(files()).toEqual([`${key(0)}.svd`, `${key(2)}.svd`].sort());
+    await get(1); // gone: computed again
+    expect(computed).toBe(4);
+    const total = files().reduce((n, f) => n + statSync(join(dir, 'decompositions', f)).size, 0);
+    expect(total).toBeLessThanOrEqual(2 * bytes + 100);
+    // A decomposition larger than the whole bound is never written.
+    const small = new DecompositionCache(join(work, 'too-small'), 0, bytes - 1);
+    await small.get(key(3), () => exactSvd(matrices[3], 32, 48));
+    expect(existsSync(join(work, 'too-small', 'decompositions'))).toBe(false);
   });
 
   it('concurrent requests for one key run one SVD', async () => {

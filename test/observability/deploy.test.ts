@@ -329,6 +329,23 @@ describe('Kubernetes manifests', () => {
       }
     }
   });
+
+  it('bounds the decomposition disk cache below the cache volumes (k8s: its sizeLimit evicts the pod when passed)', () => {
+    const deploy = k8sDocs.find((d: any) => d.kind === 'Deployment' && d.metadata.name === 'icl-sweep-worker') as any;
+    const config = k8sDocs.find((d: any) => d.kind === 'ConfigMap' && d.metadata.name === 'icl-sweep-worker') as any;
+    const pod = deploy.spec.template.spec;
+    const mount = pod.containers[0].volumeMounts.find((m: any) => m.mountPath === config.data.ICL_SWEEP_CACHE_DIR);
+    const volume = pod.volumes.find((v: any) => v.name === mount.name);
+    const gi = /^(\d+)Gi$/.exec(volume.emptyDir.sizeLimit);
+    expect(gi, `cache volume sizeLimit ${volume.emptyDir.sizeLimit}`).toBeTruthy();
+    const diskCacheMb = Number(config.data.ICL_SWEEP_DISK_CACHE_MB);
+    expect(diskCacheMb).toBeGreaterThan(0);
+    // Room left for prepared datasets, fingerprints and a decomposition being written.
+    expect(diskCacheMb / 1024).toBeLessThanOrEqual(0.85 * Number(gi![1]));
+    const env = compose()['x-worker-env'];
+    expect(Number(env.ICL_SWEEP_DISK_CACHE_MB)).toBeGreaterThan(0);
+    expect(env.ICL_SWEEP_CACHE_DIR).toBe('/cache');
+  });
 });
 
 describe('worker image', () => {
