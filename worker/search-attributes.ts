@@ -22,9 +22,18 @@ export interface SearchAttributeOperator {
   addSearchAttributes(req: { namespace: string; searchAttributes: Record<string, IndexedValueType> }): Promise<unknown>;
 }
 
-/** Registers the missing attributes; returns their names (empty when all were there). */
+/**
+ * Registers the missing attributes; returns their names (empty when all were there). A server that
+ * will not list them (a namespace-scoped credential) is taken at its word: nothing to do here.
+ */
 export async function ensureSearchAttributes(operator: SearchAttributeOperator, namespace: string): Promise<string[]> {
-  const present = (await operator.listSearchAttributes({ namespace })).customAttributes ?? {};
+  let present: Record<string, unknown>;
+  try {
+    present = (await operator.listSearchAttributes({ namespace })).customAttributes ?? {};
+  } catch (err) {
+    console.warn(`could not list the search attributes of namespace "${namespace}" (${(err as Error).message}); sweeps need ${SEARCH_ATTRIBUTES.map((k) => k.name).join(', ')}`);
+    return [];
+  }
   const missing = SEARCH_ATTRIBUTES.filter((key) => !(key.name in present));
   if (missing.length === 0) return [];
   try {
