@@ -13,7 +13,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateActivities } from '../../activities/evaluate.ts';
 import { isOutage, retryOnOutage } from '../../activities/outage.ts';
-import type { ActivityContext, EvaluateCellInput, EvaluateCellResult } from '../../activities/index.ts';
+import type { ActivityContext, CellActivityContext, EvaluateCellInput, EvaluateCellResult } from '../../activities/index.ts';
 import { cellByKey, cellConflictRows } from '../../db/queries.ts';
 import type { CellOutcome, CellRequest, Engine } from '../../engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -42,6 +42,7 @@ function racingEngine(outcomes: CellOutcome[]): Engine {
     },
     describeModel: () => Promise.reject(new Error('unused')),
     describeDataset: () => Promise.reject(new Error('unused')),
+    checkCells: () => Promise.reject(new Error('unused')),
     close: async () => {},
   };
 }
@@ -53,7 +54,7 @@ function recordingMetrics() {
   return { metrics, calls };
 }
 
-function context(engine: Engine, metrics: ActivityContext['metrics'], worker: string): ActivityContext {
+function context(engine: Engine, metrics: ActivityContext['metrics'], worker: string): CellActivityContext {
   return { engine, engineVersion: 'e-test', db: t.db, metrics, workerName: worker, host: `${worker}-host`, executionProvider: 'cpu', maxCells: 10, outageToleranceMs: 5_000, heartbeatEverySeconds: 1 };
 }
 

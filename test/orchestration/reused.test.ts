@@ -9,7 +9,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCellActivities } from '../../activities/index.ts';
 import { metrics } from '../../activities/metrics.ts';
-import { linkCells, upsertSweep } from '../../db/queries.ts';
+import { claimSweep, linkCells } from '../../db/queries.ts';
 import type { Engine } from '../../engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { outcome as makeOutcome } from '../db/helpers.ts';
@@ -51,7 +51,7 @@ const input = (sweep: string) => ({
     sizes: {},
     scoring: { multipleChoice: 'loglik' as const, svd: 'exact' as const },
   },
-  identity: { engineVersion: 'e', modelFingerprint: 'mf', datasetFingerprint: 'df', shots: 2, seed: 1, params: {} },
+  identity: { engineVersion: 'e', modelFingerprint: 'mf', datasetFingerprint: 'df', shots: 2, seed: 1, executionProvider: 'cpu' as const, params: {} },
 });
 
 function attempt(workflowId: string, attemptNumber: number) {
@@ -65,9 +65,9 @@ function attempt(workflowId: string, attemptNumber: number) {
 
 describe('evaluateCell', () => {
   it('a retry of the activity that stored the cell counts it as computed; another sweep reuses it', async () => {
-    const acts = createCellActivities({ db: t.db, metrics, workerName: 'w', engine, engineVersion: 'e' });
+    const acts = createCellActivities({ db: t.db, metrics, workerName: 'w', host: 'h', outageToleranceMs: 5_000, engine, engineVersion: 'e', executionProvider: 'cpu', maxCells: 10 });
     for (const sweep of ['sweep-a', 'sweep-b']) {
-      await upsertSweep(t.db, { name: sweep, workflowId: sweep, spec: {} });
+      await claimSweep(t.db, { name: sweep, workflowId: sweep, spec: {} });
       await linkCells(t.db, sweep, [{ ...cell, task: 'sst2' }]);
     }
     const first = await attempt('sweep-a', 1).run(acts.evaluateCell, input('sweep-a'));

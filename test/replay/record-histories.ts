@@ -10,12 +10,15 @@
  * rollout README.md describes); add them, never replace histories of a version still running.
  * Specs use paths relative to the repository, so no machine's folders end up in the files.
  */
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { createTestDatabase } from '../support/database.ts';
-import { REPO_ROOT, connectClient, quietTemporalLogs, startWorker, uniqueTaskQueue, waitFor } from '../support/temporal.ts';
+import { REPO_ROOT, connectClient, quietTemporalLogs, startWorker, testWorkerConfig, uniqueTaskQueue, waitFor } from '../support/temporal.ts';
+import { createEngine, type Engine } from '../../engine/index.ts';
+import { metrics } from '../../activities/metrics.ts';
+import { engineOptions } from '../../worker/create.ts';
 import { count, makeSentimentDataset, runHistories, terminateRunning } from '../orchestration/helpers.ts';
 
 export const HISTORIES_DIR = path.join(REPO_ROOT, 'test/replay/histories');
@@ -33,6 +36,22 @@ const base = {
   maxInFlight: 2,
 };
 
+/** The model whose pruned layer-2 cells the recorder's engine fails, as a faulty device would, on every attempt. */
+const FLAKY_MODEL = 'gpt2-flaky';
+
+function flakyEngine(engine: Engine): Engine {
+  return {
+    evaluate: (request, options) =>
+      request.model.name === FLAKY_MODEL && request.layer === 2 && request.ratio > 0
+        ? Promise.reject(new Error('device error (the recorder fails this cell on every attempt)'))
+        : engine.evaluate(request, options),
+    describeModel: (model) => engine.describeModel(model),
+    describeDataset: (dataset) => engine.describeDataset(dataset),
+    checkCells: (request) => engine.checkCells(request),
+    close: () => engine.close(),
+  };
+}
+
 interface Scenario {
   name: string;
   spec: Record<string, unknown>;
@@ -46,8 +65,9 @@ const scenarios: Scenario[] = [
   { name: 'window', spec: { ...base, name: 'replay-window' }, cells: ['done'] },
   { name: 'continue-as-new', spec: { ...base, name: 'replay-can', modules: ['q_proj', 'fc_in'], layers: [0, 1, 2], continueAsNewAfter: 2 }, cells: [] },
   {
+    // Each attempt of one cell fails (flakyEngine), so its attempts run out and the failure is recorded.
     name: 'failure',
-    spec: { ...base, name: 'replay-failure', models: [...base.models, { name: 'broken', path: `${WORK}/broken-gpt2` }], cellAttempts: 2 },
+    spec: { ...base, name: 'replay-failure', models: [...base.models, { name: FLAKY_MODEL, path: 'test/fixtures/models/gpt2-nopast' }], cellAttempts: 2 },
     cells: ['failed'],
   },
   {
@@ -74,8 +94,6 @@ const scenarios: Scenario[] = [
 async function prepareData(): Promise<void> {
   const work = path.join(REPO_ROOT, WORK);
   await rm(work, { recursive: true, force: true });
-  await cp(path.join(REPO_ROOT, 'test/fixtures/models/gpt2'), path.join(work, 'broken-gpt2'), { recursive: true });
-  await writeFile(path.join(work, 'broken-gpt2/model.onnx'), 'this is not an onnx model');
   await makeSentimentDataset(path.join(work, 'slow'), { train: 40, validation: 20, test: 2000 });
 }
 
@@ -129,7 +147,14 @@ async function main(): Promise<void> {
   await mkdir(HISTORIES_DIR, { recursive: true });
   const db = await createTestDatabase({ prefix: 'icl_replay' });
   const taskQueue = uniqueTaskQueue('replay');
-  const worker = await startWorker(taskQueue, { db: db.db, config: { cacheDir: path.join(WORK, 'cache'), concurrency: 2, workerName: 'replay-recorder' } });
+  const config = testWorkerConfig(taskQueue, {
+    cacheDir: path.join(WORK, 'cache'),
+    concurrency: 2,
+    workerName: 'replay-recorder',
+    dataRoots: [path.join(REPO_ROOT, 'test/fixtures'), path.join(REPO_ROOT, WORK)],
+  });
+  const engine = createEngine(engineOptions(config, metrics));
+  const worker = await startWorker(taskQueue, { db: db.db, engine: flakyEngine(engine), config });
   const { client, close } = await connectClient();
   try {
     for (const s of scenarios) {
@@ -145,6 +170,7 @@ async function main(): Promise<void> {
     await terminateRunning(client, taskQueue);
     await close();
     await worker.stop();
+    await engine.close();
     await db.drop();
     await rm(path.join(REPO_ROOT, WORK), { recursive: true, force: true });
   }

@@ -195,6 +195,7 @@ describe('a sweep on a Hub-cache model with a task from a task folder', () => {
       expect(Object.keys(cells[0])).toEqual([
         'sweep', 'model', 'dataset', 'task', 'module', 'layer', 'ratio', 'split', 'accuracy', 'accuracy_norm', 'n', 'status', 'error', 'reused',
         'seconds', 'forward_tokens', 'worker', 'cell_key', 'f1_macro', 'shots', 'seed',
+        'host', 'execution_provider', 'weight_dtype', 'onnxruntime_version', 'engine_version', 'attempt',
       ]);
       expect(cells).toHaveLength(4);
       expect(examples).toHaveLength(4 * 6);
