@@ -23,7 +23,7 @@ const input = {
 };
 const prepared: PreparedSweep = {
   engineVersion: 'e',
-  models: [{ name: 'm', fingerprint: 'fm', numLayers: 2, family: 'gpt2', modules: ['q_proj', 'fc_in', 'all'] }],
+  models: [{ name: 'm', fingerprint: 'fm', numLayers: 2, family: 'gpt2', modules: ['q_proj', 'fc_in', 'all'], weightDtype: 'float32' }],
   datasets: [{ name: 'd', fingerprint: 'fd' }],
 };
 
