@@ -8,7 +8,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { claimSweep } from '../db/queries.ts';
 import type { PreparedSweep } from '../sweepspec/cells.ts';
-import { gridIdentity, gridLimitProblem, gridShape } from '../sweepspec/grid.ts';
+import { gridIdentity, gridLimitProblem, gridShape, gridSplit } from '../sweepspec/grid.ts';
 import { checkSweepInputs, problemsMessage } from '../sweepspec/inputs.ts';
 import type { PrepareSweepInput } from './types.ts';
 import type { CellActivityContext } from './context.ts';
@@ -29,7 +29,7 @@ export function prepareActivities(ctx: CellActivityContext) {
             actx.heartbeat({ step });
           },
         });
-        const planned = problems.length === 0 ? gridShape(spec, prepared, spec.selection ? 'validation' : spec.split).size : 0;
+        const planned = problems.length === 0 ? gridShape(spec, prepared, gridSplit(spec)).size : 0;
         const tooBig = problems.length === 0 ? gridLimitProblem(planned, ctx.maxCells) : undefined;
         if (tooBig) problems.push(`(grid): ${tooBig}`);
         if (problems.length === 0) {

@@ -60,6 +60,11 @@ export function gridShape(spec: SweepSpec, prepared: PreparedSweep, split: Split
   return { split, engineVersion: prepared.engineVersion, datasets, models, ratios, baseline, size };
 }
 
+/** The split the grid is evaluated on: validation when the paper's selection step follows. */
+export function gridSplit(spec: Pick<SweepSpec, 'selection' | 'split'>): Split {
+  return spec.selection ? 'validation' : spec.split;
+}
+
 /** Cell `index` (0 <= index < shape.size) of the grid, with its key. */
 export function cellAt(spec: SweepSpec, shape: GridShape, index: number): Cell {
   if (!Number.isInteger(index) || index < 0 || index >= shape.size) throw new RangeError(`cellAt: index ${index} outside 0..${shape.size - 1}`);

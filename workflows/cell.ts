@@ -72,7 +72,7 @@ function failedAttempt(err: unknown, attempts: number): { attempt?: number } {
 }
 
 /** The innermost causes with a message: "EngineInputError: ... <- ...", not "Activity task failed". */
-export function describeFailure(err: unknown): string {
+function describeFailure(err: unknown): string {
   let e = err as { message?: string; cause?: unknown; type?: string } | undefined;
   const parts: string[] = [];
   while (e) {

@@ -7,8 +7,8 @@
 import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { Selection } from '../analysis/selection.ts';
 import type { SelectionRow } from '../activities/types.ts';
-import { baselineCell, makeCell, type Cell, type PreparedSweep, type Split } from '../sweepspec/cells.ts';
-import { cellsAt, gridShape } from '../sweepspec/grid.ts';
+import { baselineCell, makeCell, type Cell, type PreparedSweep } from '../sweepspec/cells.ts';
+import { cellsAt, gridShape, gridSplit } from '../sweepspec/grid.ts';
 import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
 import { light, preparation } from './activities.ts';
 import type { CellSource } from './window.ts';
@@ -35,11 +35,6 @@ export async function prepare(spec: SweepSpec, workflowId: string): Promise<Prep
     if (cause instanceof ApplicationFailure && cause.type === 'InvalidSpec') throw invalidSpec(cause.message, cause.details?.[0] ?? []);
     throw err;
   }
-}
-
-/** The split the grid is evaluated on: validation when the paper's selection follows. */
-export function gridSplit(spec: SweepSpec): Split {
-  return spec.selection ? 'validation' : spec.split;
 }
 
 /** The grid's cells by index: each batch expanded and keyed when the window asks for it. */

@@ -87,7 +87,7 @@ function openRun(input: unknown, carried: SweepState | undefined): SweepRun {
   return run;
 }
 
-export function progressOf(run: SweepRun): SweepProgress {
+function progressOf(run: SweepRun): SweepProgress {
   const counts = run.state?.counts ?? { done: 0, reused: 0, failed: 0 };
   return { sweep: run.name, phase: run.phase, total: run.total, ...counts, inFlight: run.state ? inFlightCount(run.state) : 0, run: run.state?.run ?? 1 };
 }

@@ -12,13 +12,13 @@ import { cellIdentity, type Cell } from '../sweepspec/cells.ts';
 import { light } from './activities.ts';
 import { cellWorkflowId, sweepCell, type SweepCellInput } from './cell.ts';
 import { finishedCount, inFlightCount, recordOutcome, type CellReport, type SweepPhase, type SweepState } from './state.ts';
-import type { SweepStatus } from '../db/schema/tables.ts';
+import type { RecordProgressInput } from '../activities/types.ts';
 
 /** At most this many cells looked up per activity, and in flight per sweep. */
-export const LOOKUP_BATCH = 200;
-export const MAX_IN_FLIGHT = 200;
+const LOOKUP_BATCH = 200;
+const MAX_IN_FLIGHT = 200;
 /** The database's record of the sweep's progress is refreshed at most this often while cells finish. */
-export const PROGRESS_EVERY_MS = 10_000;
+const PROGRESS_EVERY_MS = 10_000;
 
 /** A phase's cells by index: the grid (sweepspec/grid.ts) or the test cells of the selection. */
 export interface CellSource {
@@ -44,7 +44,7 @@ export interface SweepRun {
 }
 
 /** This run has done its share (or the server suggests a new run): hand over. */
-export function shouldHandOver(run: SweepRun, spec: SweepSpec): boolean {
+function shouldHandOver(run: SweepRun, spec: SweepSpec): boolean {
   return run.processed >= spec.continueAsNewAfter || workflowInfo().continueAsNewSuggested;
 }
 
@@ -177,7 +177,7 @@ export function requestFor(spec: SweepSpec, cell: Cell): CellRequest {
  * Records the sweep's own count in the database for the progress gauges: at most every
  * PROGRESS_EVERY_MS while running and something changed; always for an end (`force`).
  */
-export async function recordProgress(run: SweepRun, status: SweepStatus, force = false): Promise<void> {
+export async function recordProgress(run: SweepRun, status: RecordProgressInput['status'], force = false): Promise<void> {
   if (!run.state) return;
   const finished = finishedCount(run.state.counts);
   const now = Date.now();

@@ -6,9 +6,9 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { expandCells } from '../../sweepspec/grid.ts';
+import { expandCells, gridSplit } from '../../sweepspec/grid.ts';
 import type { PreparedSweep } from '../../sweepspec/cells.ts';
-import { gridSource, gridSplit, testPlan, validate } from '../../workflows/phases.ts';
+import { gridSource, testPlan, validate } from '../../workflows/phases.ts';
 import { enterTestPhase, finishedCount, inFlightCount, initialState, nextRun, recordOutcome } from '../../workflows/state.ts';
 import { requestFor } from '../../workflows/window.ts';
 
