@@ -139,6 +139,8 @@ export interface DatasetInfo {
   /** Class names in label order (choices for multiple choice). */
   classes: string[];
   kind: 'classification' | 'multiple-choice';
+  /** The task's default seed (used when a request gives none). */
+  defaultSeed: number;
 }
 
 export interface EvaluateOptions {

@@ -33,6 +33,8 @@ export interface PreparedModel {
 export interface PreparedDataset {
   name: string;
   fingerprint: string;
+  /** The task's default seed (demonstration draws count up from it when the spec gives no seed). */
+  defaultSeed?: number;
 }
 
 export interface PreparedSweep {
@@ -52,6 +54,18 @@ export interface CellCoordinates {
 
 export interface Cell extends CellCoordinates {
   key: string;
+  /** The demonstration draw's seed (spec.demoSeeds); absent: the spec's seed, or the task's default. */
+  seed?: number;
+}
+
+/** A point of the grid, with the draw it is evaluated under. */
+export interface GridPoint {
+  module: CellModule;
+  layer: number;
+  ratio: number;
+  split: Split;
+  /** The draw's seed; absent: the spec's seed. */
+  seed?: number;
 }
 
 /** Everything a cell's result depends on; the key hashes exactly this. */
@@ -104,7 +118,7 @@ export function cellIdentity(
   engineVersion: string,
   model: Pick<PreparedModel, 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'fingerprint'>,
-  point: { module: CellModule; layer: number; ratio: number; split: Split },
+  point: GridPoint,
 ): CellIdentity {
   const baseline = point.ratio === 0;
   return {
@@ -117,7 +131,7 @@ export function cellIdentity(
     ratio: baseline ? 0 : point.ratio,
     split: point.split,
     shots: spec.shots ?? null,
-    seed: spec.seed ?? null,
+    seed: point.seed ?? spec.seed ?? null,
     sizes: {
       validationPerClass: spec.sizes?.validationPerClass ?? null,
       testPerClass: spec.sizes?.testPerClass ?? null,
@@ -176,13 +190,27 @@ export function gridProblems(spec: SweepSpec, prepared: PreparedSweep, allModels
   return problems;
 }
 
+/**
+ * The demonstration draws of a dataset: the spec's list of seeds, or `demoSeeds` seeds counting up
+ * from the spec's seed (else the task's default seed), or one draw under the spec's seed (undefined:
+ * the task's default, decided by the engine, as without draws).
+ */
+export function drawSeeds(spec: Pick<SweepSpec, 'seed' | 'demoSeeds'>, dataset: Pick<PreparedDataset, 'name' | 'defaultSeed'>): (number | undefined)[] {
+  const draws = spec.demoSeeds;
+  if (draws === undefined) return [spec.seed];
+  if (Array.isArray(draws)) return [...draws];
+  const from = spec.seed ?? dataset.defaultSeed;
+  if (from === undefined) throw new Error(`drawSeeds: dataset "${dataset.name}" was prepared without its task's default seed`);
+  return Array.from({ length: draws }, (_, i) => from + i);
+}
+
 /** One cell, with canonical coordinates for a ratio-0 point. */
 export function makeCell(
   spec: KeySpec,
   engineVersion: string,
   model: Pick<PreparedModel, 'name' | 'fingerprint' | 'weightDtype'>,
   dataset: Pick<PreparedDataset, 'name' | 'fingerprint'>,
-  point: { module: CellModule; layer: number; ratio: number; split: Split },
+  point: GridPoint,
 ): Cell {
   const identity = cellIdentity(spec, engineVersion, model, dataset, point);
   return {
@@ -193,19 +221,21 @@ export function makeCell(
     layer: identity.layer,
     ratio: identity.ratio,
     split: point.split,
+    ...(point.seed === undefined ? {} : { seed: point.seed }),
   };
 }
 
-/** The baseline (unpruned) cell of a (model, dataset, split). */
+/** The baseline (unpruned) cell of a (model, dataset, split), under the draw `seed` (absent: the spec's seed). */
 export function baselineCell(
   spec: KeySpec,
   prepared: PreparedSweep,
   modelName: string,
   datasetName: string,
   split: Split,
+  seed?: number,
 ): Cell {
   const model = prepared.models.find((m) => m.name === modelName);
   const dataset = prepared.datasets.find((d) => d.name === datasetName);
   if (!model || !dataset) throw new Error(`baselineCell: unknown model "${modelName}" or dataset "${datasetName}"`);
-  return makeCell(spec, prepared.engineVersion, model, dataset, { module: BASELINE_MODULE, layer: 0, ratio: 0, split });
+  return makeCell(spec, prepared.engineVersion, model, dataset, { module: BASELINE_MODULE, layer: 0, ratio: 0, split, seed });
 }

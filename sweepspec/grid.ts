@@ -4,15 +4,16 @@
  * A grid is a list of blocks, one per (model, dataset) in spec order, model-major. A block holds the
  * unpruned cell first (when the ratios include 0), then every (module, layer, ratio) with a nonzero
  * ratio, module-major, then layer, then ratio: all ratios of one matrix back to back, so they share
- * one decomposition. Inside a block a cell index is a mixed-radix number over the axes
- * (module, layer, ratio), so cell i is found in O(models) without listing the cells before it: the
- * workflow expands and keys one batch at a time, whatever the grid's size.
+ * one decomposition; each point under every demonstration draw (spec demoSeeds), the draws of one
+ * point back to back. Inside a block a cell index is a mixed-radix number over the axes
+ * (module, layer, ratio, draw), so cell i is found in O(models) without listing the cells before it:
+ * the workflow expands and keys one batch at a time, whatever the grid's size.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { ModuleName } from '../engine/vocabulary.ts';
 import type { SweepSpec } from './schema.ts';
-import { BASELINE_MODULE, canonicalJson, layersFor, makeCell, type Cell, type PreparedDataset, type PreparedModel, type PreparedSweep, type Split } from './cells.ts';
+import { BASELINE_MODULE, canonicalJson, drawSeeds, layersFor, makeCell, type Cell, type PreparedDataset, type PreparedModel, type PreparedSweep, type Split } from './cells.ts';
 
 /** Cells a sweep may have unless a worker's ICL_SWEEP_MAX_CELLS says otherwise. */
 export const DEFAULT_MAX_CELLS = 1_000_000;
@@ -36,7 +37,14 @@ export interface GridShape {
   ratios: number[];
   /** The ratios include 0: each block starts with the unpruned cell. */
   baseline: boolean;
+  /** Per dataset (in `datasets` order), the seeds of its demonstration draws; [undefined]: one draw under the spec's seed. */
+  seeds: (number | undefined)[][];
   size: number;
+}
+
+/** Demonstration draws per grid point: the spec's demoSeeds, else one. */
+function drawCount(spec: Pick<SweepSpec, 'demoSeeds'>): number {
+  return spec.demoSeeds === undefined ? 1 : Array.isArray(spec.demoSeeds) ? spec.demoSeeds.length : spec.demoSeeds;
 }
 
 const unique = <T>(values: readonly T[]): T[] => [...new Set(values)];
@@ -50,14 +58,17 @@ export function gridShape(spec: SweepSpec, prepared: PreparedSweep, split: Split
   const datasets = spec.datasets.map((d) => byName(prepared.datasets, d.name, 'dataset'));
   const ratios = unique(spec.ratios.filter((r) => r !== 0));
   const baseline = spec.ratios.some((r) => r === 0);
+  // Without demoSeeds a cell carries no seed of its own (its key takes the spec's), as before draws existed.
+  const seeds = datasets.map((d) => (spec.demoSeeds === undefined ? [undefined] : drawSeeds(spec, d)));
+  const draws = drawCount(spec);
   const models = spec.models.map((m): ModelAxes => {
     const model = byName(prepared.models, m.name, 'model');
     const modules = unique(spec.modules).filter((mod) => model.modules.includes(mod));
     const layers = unique(layersFor(spec, model));
-    return { model, modules, layers, blockSize: (baseline ? 1 : 0) + modules.length * layers.length * ratios.length };
+    return { model, modules, layers, blockSize: draws * ((baseline ? 1 : 0) + modules.length * layers.length * ratios.length) };
   });
   const size = models.reduce((n, m) => n + m.blockSize * datasets.length, 0);
-  return { split, engineVersion: prepared.engineVersion, datasets, models, ratios, baseline, size };
+  return { split, engineVersion: prepared.engineVersion, datasets, models, ratios, baseline, seeds, size };
 }
 
 /** The split the grid is evaluated on: validation when the paper's selection step follows. */
@@ -75,9 +86,12 @@ export function cellAt(spec: SweepSpec, shape: GridShape, index: number): Cell {
       rest -= span;
       continue;
     }
-    const dataset = shape.datasets[Math.floor(rest / axes.blockSize)];
-    let offset = rest % axes.blockSize;
-    const point = { module: BASELINE_MODULE as ModuleName | typeof BASELINE_MODULE, layer: 0, ratio: 0, split: shape.split };
+    const d = Math.floor(rest / axes.blockSize);
+    const dataset = shape.datasets[d];
+    const seeds = shape.seeds[d];
+    const at = rest % axes.blockSize;
+    let offset = Math.floor(at / seeds.length);
+    const point = { module: BASELINE_MODULE as ModuleName | typeof BASELINE_MODULE, layer: 0, ratio: 0, split: shape.split, seed: seeds[at % seeds.length] };
     if (shape.baseline && offset === 0) return makeCell(spec, shape.engineVersion, axes.model, dataset, point);
     if (shape.baseline) offset -= 1;
     const r = shape.ratios.length;
@@ -113,7 +127,7 @@ export function gridSizeBound(spec: SweepSpec): { cells: number; bound: 'upper' 
   const ratios = unique(spec.ratios.filter((r) => r !== 0)).length;
   const baseline = spec.ratios.some((r) => r === 0) ? 1 : 0;
   const layers = spec.layers === 'all' ? 1 : unique(spec.layers).length;
-  const block = baseline + unique(spec.modules).length * layers * ratios;
+  const block = drawCount(spec) * (baseline + unique(spec.modules).length * layers * ratios);
   return { cells: spec.models.length * spec.datasets.length * block, bound: spec.layers === 'all' ? 'lower' : 'upper' };
 }
 
@@ -143,10 +157,12 @@ export function gridIdentity(spec: SweepSpec, prepared: PreparedSweep): string {
     ratios: spec.ratios,
     shots: spec.shots,
     seed: spec.seed,
+    demoSeeds: spec.demoSeeds,
     sizes: spec.sizes,
     split: spec.split,
     scoring: spec.scoring,
-    selection: spec.selection,
+    // The paper's rule is what `selection: true` always meant: its grids keep their identity.
+    selection: spec.selection !== false && spec.selection.rule === 'paper' ? true : spec.selection,
     executionProvider: spec.executionProvider,
   };
   return bytesToHex(sha256(utf8ToBytes(canonicalJson(grid))));

@@ -10,7 +10,7 @@
  * validate / start when the spec's files are on the machine it runs on.
  */
 import type { DatasetSpec, Engine, EngineInputError, ModelSpec } from '../engine/types.ts';
-import { gridProblems, type PreparedSweep, type Split } from './cells.ts';
+import { drawSeeds, gridProblems, type PreparedSweep, type Split } from './cells.ts';
 import { datasetRequest, type SweepSpec } from './schema.ts';
 
 /** Bad input from the engine (its class may come from another copy of the module: match the name too). */
@@ -55,19 +55,23 @@ export async function checkSweepInputs(engine: Engine, spec: SweepSpec, engineVe
     onStep(`dataset "${dataset.name}"`);
     const info = await inputProblem(() => engine.describeDataset(datasetRequest(spec, dataset)));
     if (info instanceof Error) problems.push(`datasets[${i}].${datasetField(dataset, info)}: dataset "${dataset.name}": ${info.message}`);
-    else prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint });
+    else prepared.datasets.push({ name: dataset.name, fingerprint: info.fingerprint, defaultSeed: info.defaultSeed });
   }
   for (const model of spec.models.filter((m) => prepared.models.some((p) => p.name === m.name))) {
     for (const dataset of spec.datasets.filter((d) => prepared.datasets.some((p) => p.name === d.name))) {
-      // One line per problem of a pair: a verbalizer or context problem is the same on both splits.
+      // One line per problem of a pair: a verbalizer or context problem is the same on both splits and every draw.
       const reasons = new Set<string>();
+      const seeds = drawSeeds(spec, prepared.datasets.find((p) => p.name === dataset.name)!);
       for (const split of sweepSplits(spec)) {
-        onStep(`model "${model.name}" on dataset "${dataset.name}" (${split})`);
-        const request = { model, dataset: datasetRequest(spec, dataset), split, shots: spec.shots, seed: spec.seed, sizes: spec.sizes };
-        const outcome = await inputProblem(() => engine.checkCells(request));
-        if (outcome instanceof Error && !reasons.has(outcome.message)) {
-          reasons.add(outcome.message);
-          problems.push(`model "${model.name}" on dataset "${dataset.name}" (${split} split): ${outcome.message}`);
+        for (const seed of seeds) {
+          const draw = spec.demoSeeds === undefined ? '' : `, seed ${seed}`;
+          onStep(`model "${model.name}" on dataset "${dataset.name}" (${split}${draw})`);
+          const request = { model, dataset: datasetRequest(spec, dataset), split, shots: spec.shots, seed, sizes: spec.sizes };
+          const outcome = await inputProblem(() => engine.checkCells(request));
+          if (outcome instanceof Error && !reasons.has(outcome.message)) {
+            reasons.add(outcome.message);
+            problems.push(`model "${model.name}" on dataset "${dataset.name}" (${split} split${draw}): ${outcome.message}`);
+          }
         }
       }
     }

@@ -106,6 +106,32 @@ export const SCORING_BY_PROTOCOL: Record<(typeof PROTOCOLS)[number], Scoring> = 
   paper: { multipleChoice: 'mean-logits', svd: 'randomized' },
 };
 
+/** Largest seed (the engine's shuffle takes any non-negative safe integer; this keeps seed + N safe). */
+const MAX_SEED = 2 ** 32 - 1;
+/** Most demonstration draws per cell. */
+const MAX_DRAWS = 100;
+
+/**
+ * How the selection step picks a cell (analysis/selection.ts):
+ *  - `paper`: the best mean validation accuracy over the draws, ties by the protocol's order;
+ *  - `significant`: the best of the pruned cells whose validation gain over the unpruned model is
+ *    significant across draws and examples at `level` (`correction`: holm controls the chance that any
+ *    cell without a real gain passes, over all the pruned cells of a task; none tests each alone);
+ *    when none is, the unpruned model.
+ */
+export const selectionRuleSchema = strict({
+  rule: z.enum(['paper', 'significant']),
+  level: z.number().gt(0).lt(1).optional(),
+  correction: z.enum(['holm', 'none']).optional(),
+})
+  .refine((r) => r.rule === 'significant' || (r.level === undefined && r.correction === undefined), {
+    message: '"level" and "correction" belong to the significant rule',
+  })
+  .transform((r) => (r.rule === 'paper' ? { rule: 'paper' as const } : { rule: 'significant' as const, level: r.level ?? 0.05, correction: r.correction ?? 'holm' }));
+
+export type SelectionRule = z.output<typeof selectionRuleSchema>;
+const PAPER_RULE: SelectionRule = { rule: 'paper' };
+
 export const sweepSpecSchema = strict({
   name,
   models: z.array(modelSchema).min(1),
@@ -118,6 +144,17 @@ export const sweepSpecSchema = strict({
   shots: z.number().int().min(0).max(64).optional(),
   /** Seed of the shuffle that draws demonstrations and splits; defaults to the protocol's seed for each task. */
   seed: z.number().int().min(0).optional(),
+  /**
+   * Demonstration draws: every grid cell is evaluated once per seed (each draw its own stored cell). A list
+   * of seeds, or a count N: the seeds seed, seed + 1, ..., seed + N - 1 (from each task's default seed
+   * when `seed` is not given). Absent: one draw, `seed`.
+   */
+  demoSeeds: z
+    .union([
+      z.array(z.number().int().min(0).max(MAX_SEED)).min(1).max(MAX_DRAWS).refine((seeds) => new Set(seeds).size === seeds.length, 'seeds must differ'),
+      z.number().int().min(1).max(MAX_DRAWS),
+    ])
+    .optional(),
   sizes: strict({
     validationPerClass: z.number().int().positive().optional(),
     testPerClass: z.number().int().positive().optional(),
@@ -136,8 +173,11 @@ export const sweepSpecSchema = strict({
   replace: z.boolean().default(false),
   /** Folders of task files (YAML) besides the builtin ones; workers must reach them like the dataset folders. */
   taskDirs: z.array(z.string().min(1)).optional(),
-  /** Run the paper's Algorithm 1: pick the best cell per (model, dataset) on validation, then test it. */
-  selection: z.boolean().default(false),
+  /**
+   * Run the paper's Algorithm 1: pick a cell per (model, dataset) on validation, then test it against the
+   * unpruned model. `true` is the paper's rule; an object chooses the rule (selectionRuleSchema).
+   */
+  selection: z.union([z.boolean(), selectionRuleSchema]).default(false),
   maxInFlight: z.number().int().min(1).max(1000).default(4),
   /** Cells finished per workflow run before it continues as new (keeps history small). */
   continueAsNewAfter: z.number().int().min(1).default(500),
@@ -146,6 +186,9 @@ export const sweepSpecSchema = strict({
   /** Attempts per cell for transient faults (bad input is never retried); then the cell is recorded as failed. */
   cellAttempts: z.number().int().min(1).max(100).default(5),
 }).superRefine((spec, ctx) => {
+  if (Array.isArray(spec.demoSeeds) && spec.seed !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['demoSeeds'], message: 'give either "seed" or a list of "demoSeeds" (a count of demoSeeds counts up from "seed")' });
+  }
   for (const [field, items] of [
     ['models', spec.models],
     ['datasets', spec.datasets],
@@ -157,7 +200,11 @@ export const sweepSpecSchema = strict({
     });
   }
 })
-  .transform(({ scoring, ...spec }) => ({ ...spec, scoring: { ...SCORING_BY_PROTOCOL[spec.protocol], ...scoring } as Scoring }));
+  .transform(({ scoring, selection, ...spec }) => ({
+    ...spec,
+    scoring: { ...SCORING_BY_PROTOCOL[spec.protocol], ...scoring } as Scoring,
+    selection: selection === true ? { ...PAPER_RULE } : selection,
+  }));
 
 /** What a user writes (defaults optional). */
 export type SweepSpecInput = z.input<typeof sweepSpecSchema>;

@@ -167,7 +167,7 @@ export function requestFor(spec: SweepSpec, cell: Cell): CellRequest {
     ratio: cell.ratio,
     split: cell.split,
     shots: spec.shots,
-    seed: spec.seed,
+    seed: cell.seed ?? spec.seed,
     sizes: spec.sizes,
     scoring: spec.scoring,
   };

@@ -125,7 +125,7 @@ export function prepareDataset(read: Awaited<ReturnType<typeof readDatasetFolder
     task,
     splits,
     fingerprint,
-    info: { fingerprint, task: task.name, classes: [...task.classes], kind: task.kind },
+    info: { fingerprint, task: task.name, classes: [...task.classes], kind: task.kind, defaultSeed: task.defaults.seed },
   };
 }
 
