@@ -1,10 +1,11 @@
 /**
- * The selection step's database side: the grid's validation results -> selectBest (the pure rule of
- * analysis/selection.ts), and storing the picks. The rule runs here, next to the data, so a
- * 10,000-cell grid's accuracies never travel through the workflow history.
+ * The selection step's database side: the grid's validation results, each paired with the unpruned
+ * cell of its draw -> selectCells (the pure rules of analysis/selection.ts), and storing the picks.
+ * The rule runs here, next to the data, so a 10,000-cell grid's accuracies and examples never travel
+ * through the workflow history.
  */
-import { cellResults, saveSelections } from '../db/queries.ts';
-import { selectBest, type Selection, type ValidationResult } from '../analysis/selection.ts';
+import { cellResults, pairedCounts, saveSelections, type CellResultRow } from '../db/queries.ts';
+import { selectCells, type Selection, type ValidationResult } from '../analysis/selection.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
 import type { SaveSelectionsInput, SelectOnValidationInput } from './types.ts';
 import type { ActivityContext } from './context.ts';
@@ -12,25 +13,42 @@ import { activityOutage } from './outage.ts';
 
 export function selectionActivities(ctx: ActivityContext) {
   return {
-    async selectOnValidation({ sweep }: SelectOnValidationInput): Promise<Selection[]> {
+    async selectOnValidation({ sweep, rule }: SelectOnValidationInput): Promise<Selection[]> {
+      const outage = activityOutage(ctx.outageToleranceMs);
       // The sweep's links are its current grid only (claimSweep drops those of a grid it replaces).
-      const rows = (await activityOutage(ctx.outageToleranceMs)('read validation results', () => cellResults(ctx.db, sweep))).filter(
+      const rows = (await outage('read validation results', () => cellResults(ctx.db, sweep))).filter(
         (r) => r.split === 'validation' && r.status === 'done' && typeof r.accuracy === 'number',
       );
-      const results: ValidationResult[] = rows.map((r) => ({
-        model: r.model,
-        dataset: r.dataset,
-        module: r.module as ModuleName,
-        layer: r.layer,
-        ratio: r.ratio,
-        accuracy: r.accuracy as number,
-        cellKey: r.cellKey,
-      }));
-      return selectBest(results);
+      // A draw is the seed a cell used (cells.seed): each cell against the unpruned cell of its own draw.
+      const draw = (r: CellResultRow) => JSON.stringify([r.model, r.dataset, r.seed]);
+      const unpruned = new Map(rows.filter((r) => r.ratio === 0).map((r) => [draw(r), r.cellKey]));
+      const pairs = rows.flatMap((r) => (r.ratio !== 0 && unpruned.has(draw(r)) ? [{ cellKey: r.cellKey, baselineKey: unpruned.get(draw(r))! }] : []));
+      const counts = await outage('pair validation examples', () => pairedCounts(ctx.db, pairs));
+      const results: ValidationResult[] = rows.map((r) => {
+        const paired = r.ratio === 0 ? undefined : counts.get(`${r.cellKey} ${unpruned.get(draw(r))}`);
+        return {
+          model: r.model,
+          dataset: r.dataset,
+          module: r.module as ModuleName,
+          layer: r.layer,
+          ratio: r.ratio,
+          accuracy: r.accuracy as number,
+          cellKey: r.cellKey,
+          seed: r.seed,
+          // A cell whose examples do not all pair with its draw's unpruned cell cannot be tested against it.
+          paired: paired && paired.unmatched === 0 && paired.n > 0 ? { n: paired.n, b: paired.b, c: paired.c } : null,
+        };
+      });
+      return selectCells(results, rule);
     },
 
     async saveSelections({ sweep, rows }: SaveSelectionsInput): Promise<void> {
-      await activityOutage(ctx.outageToleranceMs)('save selections', () => saveSelections(ctx.db, sweep, rows));
+      const stored = rows.map(({ drawCells, ...s }) => ({
+        ...s,
+        drawCells,
+        decision: { rule: s.rule, draws: s.draws, baselineValidationAccuracy: s.baselineValidationAccuracy, gain: s.gain, bestPruned: s.bestPruned, candidates: s.candidates, significant: s.significant },
+      }));
+      await activityOutage(ctx.outageToleranceMs)('save selections', () => saveSelections(ctx.db, sweep, stored));
     },
   };
 }

@@ -6,8 +6,9 @@
 import type { CellRequest } from '../engine/types.ts';
 import type { SweepSpec } from '../sweepspec/schema.ts';
 import type { Cell, PreparedSweep } from '../sweepspec/cells.ts';
-import type { Selection } from '../analysis/selection.ts';
+import type { Selection, SelectionRule } from '../analysis/selection.ts';
 import type { SweepStatus } from '../db/schema/tables.ts';
+import type { SelectionDrawInput } from '../db/selections.ts';
 
 export interface PrepareSweepInput {
   spec: SweepSpec;
@@ -67,11 +68,16 @@ export interface RecordProgressInput {
 
 export interface SelectOnValidationInput {
   sweep: string;
+  /** The spec's selection rule (absent in histories older than the rules: the paper's). */
+  rule?: SelectionRule;
 }
 
 export interface SelectionRow extends Selection {
+  /** The test cells of the first draw. */
   baselineCellKey: string;
   selectedCellKey: string;
+  /** Per draw, in seed order: the pick's validation cell and the test cells of the unpruned model and the pick. */
+  drawCells: SelectionDrawInput[];
 }
 
 export interface SaveSelectionsInput {

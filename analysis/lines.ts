@@ -124,12 +124,15 @@ const csvText = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"
 /** A surface as CSV for pandas: one row per (layer, ratio) of the grid, with the surface's coordinates, status and n. */
 export function surfaceCsv(surface: Surface): string {
   const { model, dataset, module, split } = surface.meta;
-  const lines = [`model,dataset,module,split,layer,ratio,${surface.kind === 'delta' ? 'delta' : 'accuracy'},status,n`];
+  // Over several demonstration draws the value is their mean: its spread and the draws follow.
+  const draws = surface.draws > 1;
+  const lines = [`model,dataset,module,split,layer,ratio,${surface.kind === 'delta' ? 'delta' : 'accuracy'},status,n${draws ? ',sd,draws' : ''}`];
   surface.layers.forEach((layer, i) =>
     surface.ratios.forEach((ratio, j) => {
       if (surface.status[i][j] === 'missing') return;
       const fields = [model, dataset, module, split].map(csvText);
-      lines.push([...fields, layer, ratioLabel(ratio), surface.values[i][j] ?? '', surface.status[i][j], surface.n[i][j] ?? ''].join(','));
+      const spread = draws ? [surface.sd[i][j] ?? '', surface.draws] : [];
+      lines.push([...fields, layer, ratioLabel(ratio), surface.values[i][j] ?? '', surface.status[i][j], surface.n[i][j] ?? '', ...spread].join(','));
     }),
   );
   return lines.join('\n') + '\n';

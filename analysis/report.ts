@@ -4,7 +4,8 @@
  * surfaces. Pure: cli/report.ts does the reads and writes.
  */
 import {
-  mcnemarPaired,
+  discordantPairs,
+  mcnemarExact,
   pairPredictions,
   pairedBootstrap,
   validationTestGap,
@@ -13,6 +14,8 @@ import {
   type ExamplePrediction,
   type McNemarResult,
 } from './stats.ts';
+import { pairedGain, summarizeDraws, type GainSummary, type PairedDraw } from './draws.ts';
+import type { DrawPoint } from './draw-points.ts';
 import { layerLabel, ratioLabel, type Surface } from './surface.ts';
 import type { SelectionResultRow } from '../db/queries.ts';
 
@@ -31,14 +34,24 @@ export interface ReportOptions {
 export interface TestCellReport {
   cellKey: string;
   status: string;
-  /** Accuracy on the test split: correct / n from the stored predictions (the cell's stored accuracy when it has none). */
+  /** Accuracy on the test split: correct / n from the stored predictions (the cell's stored accuracy when it has none); over several draws, their mean. */
   accuracy: number | null;
+  /** Over all draws. */
   correct: number | null;
   n: number | null;
-  /** Wilson score interval of the accuracy. */
+  /** Wilson score interval of the accuracy; over several draws, the interval of analysis/draws.ts. */
   interval: { lower: number; upper: number } | null;
-  /** Macro-F1 over the task's classes as the cell stored it (classification only). */
+  /** Macro-F1 over the task's classes as the cell stored it (classification only); over draws, the mean. */
   f1Macro: number | null;
+  /** Standard deviation of the accuracy across draws (null with one draw). */
+  sd: number | null;
+}
+
+/** The test cells of one demonstration draw of a pick (selection_draws). */
+export interface SelectionDrawCells {
+  seed: number | null;
+  baselineCellKey: string;
+  selectedCellKey: string;
 }
 
 export interface SelectionReport {
@@ -48,14 +61,31 @@ export interface SelectionReport {
   module: string;
   layer: number;
   ratio: number;
-  validation: { accuracy: number; cellKey: string };
+  rule: { rule: string; level: number | null; correction: string | null };
+  /** Demonstration draws of the pick. */
+  draws: number;
+  validation: {
+    /** Mean over the draws. */
+    accuracy: number;
+    cellKey: string;
+    /** The unpruned model's mean validation accuracy, and the pick's gain over it (null when the pick is the unpruned model). */
+    baselineAccuracy: number | null;
+    gain: { gain: number; lower: number; upper: number; pValue: number } | null;
+    /** The rule's whole decision as stored (analysis/selection.ts Selection). */
+    decision: SelectionDecision | null;
+  };
   test: {
     baseline: TestCellReport;
     selected: TestCellReport;
-    /** selected - baseline accuracy. */
+    /** selected - baseline accuracy (means over draws). */
     difference: number | null;
-    /** Exact McNemar test of the selected cell against the baseline on the same examples (null until both have predictions). */
+    /** The paired gain across draws and examples with its interval and test (analysis/draws.ts; McNemar's exact test with one draw). */
+    paired: GainSummary | null;
+    /** Discordant pairs summed over draws: b only the unpruned model right, c only the pick. */
+    discordant: { b: number; c: number } | null;
+    /** Exact McNemar test of the selected cell against the baseline on the same examples (one draw; null until both have predictions). */
     mcnemar: McNemarResult | null;
+    /** Paired bootstrap of the difference (one draw, on request). */
     bootstrap: BootstrapResult | null;
   };
   /** Validation accuracy of the selected cell minus its test accuracy (positive: validation was optimistic). */
@@ -64,10 +94,20 @@ export interface SelectionReport {
   warnings: string[];
 }
 
+/** The parts of a stored decision the report reads. */
+export interface SelectionDecision {
+  bestPruned?: { module: string; layer: number; ratio: number; accuracy: number; gain: { gain: number; lower: number; upper: number; pValue: number; adjustedP: number } | null } | null;
+  candidates?: number;
+  significant?: number | null;
+  gain?: { adjustedP: number } | null;
+}
+
 export interface Report {
   sweep: string;
   confidence: number;
   selections: SelectionReport[];
+  /** Every grid point over its demonstration draws (analysis/draw-points.ts). */
+  points: DrawPoint[];
   surfaces: Array<{
     model: string;
     dataset: string;
@@ -80,8 +120,11 @@ export interface Report {
     csvFile: string | null;
     layers: number[];
     ratios: number[];
-    /** accuracy[layer index][ratio index], null where not done. */
+    /** accuracy[layer index][ratio index], null where not done; the mean over the draws. */
     accuracy: (number | null)[][];
+    /** Standard deviation across demonstration draws (null: one draw). */
+    sd: (number | null)[][];
+    draws: number;
     status: string[][];
   }>;
 }
@@ -107,22 +150,69 @@ function testCell(
     accuracy = storedAccuracy;
   }
   const interval = correct !== null && n !== null ? wilsonInterval(correct, n, confidence) : null;
-  return { cellKey: key, status, accuracy, correct, n, interval: interval && { lower: interval.lower, upper: interval.upper }, f1Macro: status === 'done' ? stored.f1Macro : null };
+  return { cellKey: key, status, accuracy, correct, n, interval: interval && { lower: interval.lower, upper: interval.upper }, f1Macro: status === 'done' ? stored.f1Macro : null, sd: null };
 }
 
-/** One report row per selection, with intervals, the paired test and the gap. */
+/** A pick's test side over several draws: each side's mean and interval from the predictions of every draw. */
+function drawsCell(key: string, status: string, f1Macro: number | null, preds: (ExamplePrediction[] | undefined)[], confidence: number): TestCellReport {
+  const complete = preds.every((p) => p && p.length > 0);
+  if (!complete) return { cellKey: key, status, accuracy: null, correct: null, n: null, interval: null, f1Macro: null, sd: null };
+  const counts = preds.map((p) => ({ correct: p!.reduce((s, e) => s + (e.prediction === e.label ? 1 : 0), 0), n: p!.length }));
+  const summary = summarizeDraws(counts.map((c) => ({ accuracy: c.correct / c.n, n: c.n })), confidence);
+  return {
+    cellKey: key,
+    status,
+    accuracy: summary.mean,
+    correct: counts.reduce((s, c) => s + c.correct, 0),
+    n: counts.reduce((s, c) => s + c.n, 0),
+    interval: { lower: summary.lower, upper: summary.upper },
+    f1Macro: status === 'done' ? f1Macro : null,
+    sd: summary.sd,
+  };
+}
+
+/** The paired counts of each draw (null when a draw has no pairing: a warning says why). */
+function pairedDraws(draws: readonly SelectionDrawCells[], predictions: ReadonlyMap<string, ExamplePrediction[]>, warnings: string[]): PairedDraw[] | null {
+  const out: PairedDraw[] = [];
+  for (const d of draws) {
+    const bp = predictions.get(d.baselineCellKey);
+    const sp = predictions.get(d.selectedCellKey);
+    if (!bp?.length || !sp?.length) return null;
+    try {
+      const paired = pairPredictions(bp, sp);
+      out.push({ n: paired.idx.length, ...discordantPairs(paired.baseline, paired.other) });
+    } catch (err) {
+      warnings.push(`no paired test${draws.length > 1 ? ` (draw with seed ${d.seed})` : ''}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+  return out;
+}
+
+/**
+ * One report row per selection, with intervals, the paired test and the gap. `draws` gives each
+ * selection's draws by JSON [model, dataset] (selection_draws); without an entry, the one draw of its
+ * own columns.
+ */
 export function buildSelectionReports(
   selections: readonly SelectionInput[],
   predictions: ReadonlyMap<string, ExamplePrediction[]>,
   options: ReportOptions = {},
+  draws: ReadonlyMap<string, readonly SelectionDrawCells[]> = new Map(),
 ): SelectionReport[] {
   const confidence = options.confidence ?? 0.95;
   return selections.map((s) => {
     const warnings: string[] = [];
-    const bp = predictions.get(s.baselineCellKey);
-    const sp = predictions.get(s.selectedCellKey);
-    const baseline = testCell(s.baselineCellKey, s.baselineStatus, { accuracy: s.baselineAccuracy, n: s.baselineN, f1Macro: s.baselineF1Macro }, bp, confidence);
-    const selected = testCell(s.selectedCellKey, s.selectedStatus, { accuracy: s.selectedAccuracy, n: s.selectedN, f1Macro: s.selectedF1Macro }, sp, confidence);
+    const cells = draws.get(JSON.stringify([s.model, s.dataset])) ?? [{ seed: null, baselineCellKey: s.baselineCellKey, selectedCellKey: s.selectedCellKey }];
+    let baseline: TestCellReport;
+    let selected: TestCellReport;
+    if (cells.length === 1) {
+      baseline = testCell(s.baselineCellKey, s.baselineStatus, { accuracy: s.baselineAccuracy, n: s.baselineN, f1Macro: s.baselineF1Macro }, predictions.get(cells[0].baselineCellKey), confidence);
+      selected = testCell(s.selectedCellKey, s.selectedStatus, { accuracy: s.selectedAccuracy, n: s.selectedN, f1Macro: s.selectedF1Macro }, predictions.get(cells[0].selectedCellKey), confidence);
+    } else {
+      baseline = drawsCell(s.baselineCellKey, s.baselineStatus, s.baselineF1Macro, cells.map((d) => predictions.get(d.baselineCellKey)), confidence);
+      selected = drawsCell(s.selectedCellKey, s.selectedStatus, s.selectedF1Macro, cells.map((d) => predictions.get(d.selectedCellKey)), confidence);
+    }
     for (const [name, cell, stored] of [
       ['baseline', baseline, s.baselineAccuracy],
       ['selected', selected, s.selectedAccuracy],
@@ -131,20 +221,18 @@ export function buildSelectionReports(
         warnings.push(`${name} cell: stored accuracy ${stored} differs from its predictions' ${cell.accuracy}`);
       }
     }
-    let mcnemar: McNemarResult | null = null;
+    const pairs = pairedDraws(cells, predictions, warnings);
+    const paired = pairs ? pairedGain(pairs, confidence) : null;
+    const discordant = pairs ? { b: pairs.reduce((t, p) => t + p.b, 0), c: pairs.reduce((t, p) => t + p.c, 0) } : null;
     let bootstrap: BootstrapResult | null = null;
-    if (bp && sp && bp.length > 0 && sp.length > 0) {
-      try {
-        const paired = pairPredictions(bp, sp);
-        mcnemar = mcnemarPaired(paired.baseline, paired.other);
-        if (options.bootstrap && options.bootstrap > 0) {
-          bootstrap = pairedBootstrap(paired.baseline, paired.other, { resamples: options.bootstrap, seed: options.seed ?? 0, confidence });
-        }
-      } catch (err) {
-        warnings.push(`no paired test: ${(err as Error).message}`);
-      }
+    if (cells.length === 1 && pairs && options.bootstrap && options.bootstrap > 0) {
+      const both = pairPredictions(predictions.get(cells[0].baselineCellKey)!, predictions.get(cells[0].selectedCellKey)!);
+      bootstrap = pairedBootstrap(both.baseline, both.other, { resamples: options.bootstrap, seed: options.seed ?? 0, confidence });
     }
     const difference = baseline.accuracy !== null && selected.accuracy !== null ? selected.accuracy - baseline.accuracy : null;
+    const gain = s.validationGain !== null && s.validationGainLower !== null && s.validationGainUpper !== null && s.validationGainP !== null
+      ? { gain: s.validationGain, lower: s.validationGainLower, upper: s.validationGainUpper, pValue: s.validationGainP }
+      : null;
     return {
       task: s.task,
       model: s.model,
@@ -152,8 +240,10 @@ export function buildSelectionReports(
       module: s.module,
       layer: s.layer,
       ratio: s.ratio,
-      validation: { accuracy: s.validationAccuracy, cellKey: s.validationCellKey },
-      test: { baseline, selected, difference, mcnemar, bootstrap },
+      rule: { rule: s.rule, level: s.level, correction: s.correction },
+      draws: cells.length,
+      validation: { accuracy: s.validationAccuracy, cellKey: s.validationCellKey, baselineAccuracy: s.baselineValidationAccuracy, gain, decision: (s.decision as SelectionDecision | null) ?? null },
+      test: { baseline, selected, difference, paired, discordant, mcnemar: cells.length === 1 && discordant ? mcnemarExact(discordant.b, discordant.c) : null, bootstrap },
       validationTestGap: validationTestGap(s.validationAccuracy, selected.accuracy),
       warnings,
     };
@@ -182,29 +272,56 @@ function table(header: string[], rows: string[][], rightAligned: Set<number>): s
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
 }
 
+const signedInterval = (i: { lower: number; upper: number } | null) => (i ? `[${signed(i.lower)}, ${signed(i.upper)}]` : '-');
+
+/** "paper", or "significant 0.05 holm". */
+export function ruleLabel(rule: SelectionReport['rule']): string {
+  return rule.rule === 'significant' ? `significant ${rule.level ?? ''} ${rule.correction ?? ''}`.trim() : rule.rule;
+}
+
+/** What the significant rule decided, in words (nothing for the paper's rule). */
+function decisionNote(s: SelectionReport): string | null {
+  const d = s.validation.decision;
+  if (s.rule.rule !== 'significant' || !d) return null;
+  const family = `${d.candidates ?? '?'} pruned cells${s.rule.correction === 'holm' ? ', Holm-adjusted' : ''}`;
+  if (s.ratio !== 0) return `${s.model} / ${s.dataset}: ${d.significant} of ${family} had a significant validation gain at ${s.rule.level}; the best of them was kept.`;
+  const b = d.bestPruned;
+  const best = b
+    ? `; the best pruned cell, ${b.module} layer ${layerLabel(b.layer)} ratio ${ratioLabel(b.ratio)}, gained ${signed(b.gain?.gain)} ${signedInterval(b.gain ?? null)} (p ${formatP(b.gain?.pValue)}, adjusted ${formatP(b.gain?.adjustedP)})`
+    : '';
+  return `${s.model} / ${s.dataset}: kept the unpruned model: no pruned cell's validation gain was significant at ${s.rule.level} (${family})${best}.`;
+}
+
 /**
- * The paper-shaped table: task, model, module, layer, ratio selected, validation accuracy, test
- * accuracy before -> after (change), the Wilson interval of each, test macro-F1 before -> after
- * (classification), the exact McNemar p-value, the validation-to-test gap and n; then any warnings.
+ * The paper-shaped table: task, model, the rule, module, layer, ratio selected, demonstration draws,
+ * validation accuracy and the pick's validation gain over the unpruned model (interval, p-value), test
+ * accuracy before -> after (change), the interval of each and of the change, test macro-F1 before ->
+ * after (classification), the paired test's p-value and discordant pairs, the validation-to-test gap
+ * and n; then what the significant rule decided, and any warnings.
  */
 export function renderSelectionTable(selections: readonly SelectionReport[], options: { confidence?: number } = {}): string {
   const pct = Math.round((options.confidence ?? 0.95) * 1000) / 10;
   if (selections.length === 0) return 'No selections stored for this sweep (the spec has selection off, or the validation grid has not finished).\n';
   const withBootstrap = selections.some((s) => s.test.bootstrap);
   const withF1 = selections.some((s) => s.test.baseline.f1Macro !== null || s.test.selected.f1Macro !== null);
+  const withDraws = selections.some((s) => s.draws > 1);
   const header = [
     'task',
     'model',
+    'rule',
     'module',
     'layer',
     'ratio',
+    'draws',
     'val acc',
+    `val gain [${pct}% CI] p`,
     'test acc before -> after',
     `${pct}% CI before`,
     `${pct}% CI after`,
+    `${pct}% CI change`,
     ...(withBootstrap ? [`${pct}% CI diff (bootstrap)`] : []),
     ...(withF1 ? ['test macro-F1 before -> after'] : []),
-    'McNemar p',
+    'test p',
     'b/c',
     'val-test gap',
     'n',
@@ -215,33 +332,42 @@ export function renderSelectionTable(selections: readonly SelectionReport[], opt
       t.baseline.accuracy === null || t.selected.accuracy === null
         ? ` (test ${t.baseline.accuracy === null ? `baseline ${t.baseline.status}` : ''}${t.baseline.accuracy === null && t.selected.accuracy === null ? ', ' : ''}${t.selected.accuracy === null ? `selected ${t.selected.status}` : ''})`
         : ` (${signed(t.difference)})`;
+    const g = s.validation.gain;
     return [
       s.task ?? s.dataset,
       s.model,
+      ruleLabel(s.rule),
       s.module,
       layerLabel(s.layer),
       ratioLabel(s.ratio),
+      String(s.draws),
       f3(s.validation.accuracy),
+      g ? `${signed(g.gain)} ${signedInterval(g)} ${formatP(g.pValue)}` : '-',
       `${f3(t.baseline.accuracy)} -> ${f3(t.selected.accuracy)}${status}`,
       interval(t.baseline.interval),
       interval(t.selected.interval),
+      signedInterval(t.paired),
       ...(withBootstrap ? [interval(t.bootstrap)] : []),
       ...(withF1 ? [`${f3(t.baseline.f1Macro)} -> ${f3(t.selected.f1Macro)}`] : []),
-      formatP(t.mcnemar?.pValue),
-      t.mcnemar ? `${t.mcnemar.b}/${t.mcnemar.c}` : '-',
+      formatP(t.paired?.pValue),
+      t.discordant ? `${t.discordant.b}/${t.discordant.c}` : '-',
       signed(s.validationTestGap),
       t.selected.n === null ? '-' : String(t.selected.n),
     ];
   });
-  const right = new Set([3, 4, 5, header.length - 4, header.length - 3, header.length - 2, header.length - 1]);
+  const right = new Set([4, 5, 6, 7, header.length - 4, header.length - 3, header.length - 2, header.length - 1]);
   const lines = table(header, rows, right);
   const notes = selections.flatMap((s) => s.warnings.map((w) => `warning: ${s.model} / ${s.dataset}: ${w}`));
   lines.push(
     '',
-    `test acc: the unpruned model (ratio 0) -> the selected cell, on the same test examples. CI: Wilson score interval.`,
-    `McNemar p: exact two-sided test on the b (only the unpruned model right) / c (only the selected cell right) pairs.`,
+    `rule: paper = the best validation accuracy; significant = only a pruned cell whose validation gain over the unpruned model is significant (level, correction), else the unpruned model.`,
+    `val gain: the pick's validation accuracy minus the unpruned model's, with its interval and p-value (none when the pick is the unpruned model).`,
+    `test acc: the unpruned model (ratio 0) -> the selected cell, on the same test examples. CI: Wilson score interval${withDraws ? '; over several draws, the mean\'s interval from the draws\' spread, never narrower than their examples allow' : ''}.`,
+    `test p: exact two-sided McNemar test on the b (only the unpruned model right) / c (only the selected cell right) pairs${withDraws ? '; over several draws, a t test of the mean paired change across draws and examples (b/c summed over draws)' : ''}.`,
     `val-test gap: validation minus test accuracy of the selected cell (positive: the pick looked better on validation).`,
+    ...(withDraws ? ['draws: demonstration draws (seeds); accuracies are means over them, n counts the examples of every draw.'] : []),
     ...(withF1 ? ['macro-F1: the mean over the task\'s classes of each class\'s F1 (classification tasks).'] : []),
+    ...selections.map(decisionNote).filter((n): n is string => n !== null),
     ...notes,
   );
   return lines.join('\n') + '\n';
@@ -267,6 +393,8 @@ export function surfaceJson(surface: Surface, files?: SurfaceFiles): Report['sur
     layers: surface.layers,
     ratios: surface.ratios,
     accuracy: surface.values,
+    sd: surface.sd,
+    draws: surface.draws,
     status: surface.status,
   };
 }

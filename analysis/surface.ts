@@ -18,6 +18,10 @@ export interface SurfaceCell {
   /** Default: 'done' when value is a number, else 'pending'. */
   status?: string;
   n?: number | null;
+  /** Standard deviation across demonstration draws (null or absent: one draw). */
+  sd?: number | null;
+  /** Draws behind the value (absent: one). */
+  draws?: number;
 }
 
 export interface SurfaceMeta {
@@ -43,6 +47,10 @@ export interface Surface {
   /** status[row][column]: 'done', 'pending', 'running', 'failed', or 'missing' (not in the grid). */
   status: string[][];
   n: (number | null)[][];
+  /** sd[row][column]: the spread across demonstration draws (null: one draw, or not done). */
+  sd: (number | null)[][];
+  /** The most demonstration draws any cell of the surface has (1 without draws). */
+  draws: number;
 }
 
 /** Arrange cells on the layer x ratio grid. Throws when two cells share a (layer, ratio). */
@@ -54,6 +62,8 @@ export function buildSurface(cells: readonly SurfaceCell[], meta: SurfaceMeta, k
   const values = layers.map(() => ratios.map((): number | null => null));
   const status = layers.map(() => ratios.map(() => 'missing'));
   const n = layers.map(() => ratios.map((): number | null => null));
+  const sd = layers.map(() => ratios.map((): number | null => null));
+  let draws = 1;
   for (const c of cells) {
     const i = li.get(c.layer)!;
     const j = ri.get(c.ratio)!;
@@ -62,8 +72,10 @@ export function buildSurface(cells: readonly SurfaceCell[], meta: SurfaceMeta, k
     values[i][j] = v;
     status[i][j] = c.status ?? (v === null ? 'pending' : 'done');
     n[i][j] = c.n ?? null;
+    sd[i][j] = c.sd ?? null;
+    draws = Math.max(draws, c.draws ?? 1);
   }
-  return { meta, kind, layers, ratios, values, status, n };
+  return { meta, kind, layers, ratios, values, status, n, sd, draws };
 }
 
 export function describe(meta: SurfaceMeta): string {
@@ -126,13 +138,16 @@ export function renderSurfaceText(surface: Surface, options: { digits?: number }
     ...surface.ratios.map((_, j) => {
       const v = surface.values[i][j];
       if (v === null) return statusText(surface.status[i][j]);
-      return formatValue(v, surface.kind, digits) + (best.has(`${i},${j}`) ? '*' : '');
+      const sd = surface.sd[i][j];
+      return formatValue(v, surface.kind, digits) + (sd === null ? '' : `±${sd.toFixed(digits)}`) + (best.has(`${i},${j}`) ? '*' : '');
     }),
   ]);
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
   const line = (cells: string[]) => cells.map((c, k) => (k === 0 ? c.padEnd(widths[k]) : c.padStart(widths[k]))).join('  ').trimEnd();
-  const title = `${surface.kind === 'delta' ? 'accuracy change vs unpruned' : 'accuracy'}: ${describe(surface.meta)}`;
-  return [title, line(header), ...rows.map(line), '(* best)'].join('\n') + '\n';
+  const what = surface.kind === 'delta' ? 'accuracy change vs unpruned' : 'accuracy';
+  const title = `${surface.draws > 1 ? `mean ${what} over ${surface.draws} demonstration draws` : what}: ${describe(surface.meta)}`;
+  const legend = surface.sd.some((row) => row.some((v) => v !== null)) ? '(* best; ±: standard deviation across draws)' : '(* best)';
+  return [title, line(header), ...rows.map(line), legend].join('\n') + '\n';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,6 +341,9 @@ export interface SurfaceSourceRow {
   accuracy: number | null;
   n?: number | null;
   status: string;
+  /** Over demonstration draws (analysis/draw-points.ts): the spread and the number of draws. */
+  sd?: number | null;
+  draws?: number;
 }
 
 /**
@@ -373,13 +391,22 @@ export function surfacesFromRows(rows: readonly SurfaceSourceRow[], options: { s
     const cells: SurfaceCell[] = [];
     if (base) {
       for (const layer of layers) {
-        cells.push({ layer, ratio: 0, value: kind === 'delta' ? (baseValue === null ? null : 0) : baseValue, status: base.status, n: base.n ?? null });
+        cells.push({
+          layer,
+          ratio: 0,
+          value: kind === 'delta' ? (baseValue === null ? null : 0) : baseValue,
+          status: base.status,
+          n: base.n ?? null,
+          sd: kind === 'delta' ? null : (base.sd ?? null),
+          draws: base.draws,
+        });
       }
     }
     for (const r of g.rows) {
       const acc = r.status === 'done' ? r.accuracy : null;
       const value = kind === 'delta' ? (acc == null || baseValue === null ? null : acc - baseValue) : acc;
-      cells.push({ layer: r.layer, ratio: r.ratio, value, status: r.status === 'done' && value === null ? 'pending' : r.status, n: r.n ?? null });
+      const status = r.status === 'done' && value === null ? 'pending' : r.status;
+      cells.push({ layer: r.layer, ratio: r.ratio, value, status, n: r.n ?? null, sd: kind === 'delta' || value === null ? null : (r.sd ?? null), draws: r.draws });
     }
     surfaces.push(buildSurface(cells, g.meta, kind));
   }

@@ -10,7 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cellResults, selectionResults, sweepByName, type Db } from '../db/queries.ts';
+import { cellResults, selectionDrawRows, selectionResults, sweepByName, type Db, type SelectionDrawRow } from '../db/queries.ts';
+import { pointsOverDraws, renderDrawSpread } from '../analysis/draw-points.ts';
 import { openForReading } from '../db/client.ts';
 import { loadPredictions } from '../analysis/queries.ts';
 import { buildSelectionReports, renderSelectionTable, surfaceJson, type Report, type SurfaceFiles } from '../analysis/report.ts';
@@ -162,18 +163,25 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
     }
     const order = specOrder(sweep.spec);
     const selectionRows = bySpec(await selectionResults(db, parsed.sweep), order);
-    const predictions = await loadPredictions(
-      db,
-      selectionRows.flatMap((s) => [s.baselineCellKey, s.selectedCellKey]),
+    const draws = new Map<string, SelectionDrawRow[]>();
+    for (const d of await selectionDrawRows(db, parsed.sweep)) {
+      const key = JSON.stringify([d.model, d.dataset]);
+      draws.set(key, [...(draws.get(key) ?? []), d]);
+    }
+    const predictions = await loadPredictions(db, [
+      ...selectionRows.flatMap((s) => [s.baselineCellKey, s.selectedCellKey]),
+      ...[...draws.values()].flat().flatMap((d) => [d.baselineCellKey, d.selectedCellKey]),
+    ]);
+    const selections = buildSelectionReports(
+      selectionRows,
+      predictions,
+      { confidence: parsed.confidence, bootstrap: parsed.bootstrap, seed: parsed.seed },
+      draws,
     );
-    const selections = buildSelectionReports(selectionRows, predictions, {
-      confidence: parsed.confidence,
-      bootstrap: parsed.bootstrap,
-      seed: parsed.seed,
-    });
-    const cellRows = bySpec(await cellResults(db, parsed.sweep), order);
-    const surfaces: Surface[] = surfacesFromRows(cellRows, { sweep: parsed.sweep });
-    const deltas: Surface[] = parsed.delta ? surfacesFromRows(cellRows, { sweep: parsed.sweep, kind: 'delta' }) : [];
+    // A grid point evaluated under several demonstration draws is one surface cell: their mean and spread.
+    const points = pointsOverDraws(bySpec(await cellResults(db, parsed.sweep), order), parsed.confidence);
+    const surfaces: Surface[] = surfacesFromRows(points, { sweep: parsed.sweep });
+    const deltas: Surface[] = parsed.delta ? surfacesFromRows(points, { sweep: parsed.sweep, kind: 'delta' }) : [];
 
     // Per surface: the heatmap (SVG), accuracy vs ratio lines (SVG, accuracy surfaces) and the CSV.
     const files = new Map<Surface, SurfaceFiles>();
@@ -203,6 +211,7 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
       confidence: parsed.confidence,
       selections,
       surfaces: surfaces.map((s) => surfaceJson(s, files.get(s))),
+      points,
       ...(parsed.delta ? { deltaSurfaces: deltas.map((s) => surfaceJson(s, files.get(s))) } : {}),
     };
     if (parsed.json) {
@@ -210,6 +219,8 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
       return 0;
     }
     const parts: string[] = [`Sweep ${parsed.sweep}: selections (the paper's Algorithm 1)\n\n` + renderSelectionTable(selections, { confidence: parsed.confidence })];
+    const spread = renderDrawSpread(points, parsed.confidence);
+    if (spread) parts.push(spread);
     if (parsed.textSurfaces) {
       if (surfaces.length === 0) parts.push('No cells linked to this sweep yet.\n');
       for (const s of [...surfaces, ...deltas]) parts.push(renderSurfaceText(s));

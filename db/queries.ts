@@ -14,7 +14,6 @@ import {
   cells,
   demonstrationDraws,
   examples,
-  selectionResults as selectionResultsView,
   selections,
   sweepCells,
   sweeps,
@@ -23,13 +22,14 @@ import {
 
 export { createDb, migrate, queryRows, describeUrl, DEFAULT_PGLITE_DIR, MIGRATIONS_FOLDER } from './client.ts';
 export * from './records.ts';
+export * from './selections.ts';
+export * from './draws.ts';
 export type { Db, CreateDbOptions } from './client.ts';
 export * as schema from './schema/index.ts';
 
 /** Rows of the views (camelCase keys; the SQL columns are snake_case). */
 export type CellResultRow = typeof cellResultsView.$inferSelect;
 export type CellDeltaRow = typeof cellDeltas.$inferSelect;
-export type SelectionResultRow = typeof selectionResultsView.$inferSelect;
 export type SweepRow = typeof sweeps.$inferSelect;
 export type CellRow = typeof cells.$inferSelect;
 
@@ -516,54 +516,4 @@ export async function sweepCounts(db: Db, sweepName: string): Promise<SweepCount
     if (r.status === 'pending' || r.status === 'running' || r.status === 'done' || r.status === 'failed') out[r.status] += n;
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Selections
-
-export interface SelectionInput {
-  model: string;
-  dataset: string;
-  module: string;
-  layer: number;
-  ratio: number;
-  validationAccuracy: number;
-  validationCellKey: string;
-  /** Test cell of the unpruned model. */
-  baselineCellKey: string;
-  /** Test cell of the selected (module, layer, ratio). */
-  selectedCellKey: string;
-}
-
-/** Upserts one selection per (sweep, model, dataset) (idempotent; the sweep must exist). */
-export async function saveSelections(db: Db, sweepName: string, rows: readonly SelectionInput[]): Promise<void> {
-  if (rows.length === 0) return;
-  const byKey = new Map<string, SelectionInput>();
-  for (const r of rows) byKey.set(JSON.stringify([r.model, r.dataset]), r); // last wins within one call
-  for (const part of chunks([...byKey.values()], LINK_CHUNK)) {
-    await db
-      .insert(selections)
-      .values(part.map((r) => ({ sweep: sweepName, ...r })))
-      .onConflictDoUpdate({
-        target: [selections.sweep, selections.model, selections.dataset],
-        set: {
-          module: sql`excluded.module`,
-          layer: sql`excluded.layer`,
-          ratio: sql`excluded.ratio`,
-          validationAccuracy: sql`excluded.validation_accuracy`,
-          validationCellKey: sql`excluded.validation_cell_key`,
-          baselineCellKey: sql`excluded.baseline_cell_key`,
-          selectedCellKey: sql`excluded.selected_cell_key`,
-        },
-      });
-  }
-}
-
-/** Rows of the selection_results view for the sweep, by model and dataset. */
-export async function selectionResults(db: Db, sweepName: string): Promise<SelectionResultRow[]> {
-  return db
-    .select()
-    .from(selectionResultsView)
-    .where(eq(selectionResultsView.sweep, sweepName))
-    .orderBy(asc(selectionResultsView.model), asc(selectionResultsView.dataset));
 }

@@ -239,3 +239,32 @@ export function baselineCell(
   if (!model || !dataset) throw new Error(`baselineCell: unknown model "${modelName}" or dataset "${datasetName}"`);
   return makeCell(spec, prepared.engineVersion, model, dataset, { module: BASELINE_MODULE, layer: 0, ratio: 0, split, seed });
 }
+
+/** One demonstration draw of a pick: its validation cell, and the test cells of the unpruned model and of the pick. */
+export interface PickDraw {
+  seed: number | null;
+  validation: Cell;
+  baseline: Cell;
+  selected: Cell;
+}
+
+/** The draws of a pick of the selection step, in the grid's draw order (the selected cell is the baseline when the pick is ratio 0). */
+export function pickDraws(
+  spec: KeySpec & Pick<SweepSpec, 'demoSeeds'>,
+  prepared: PreparedSweep,
+  pick: { model: string; dataset: string; module: CellModule; layer: number; ratio: number },
+): PickDraw[] {
+  const model = prepared.models.find((m) => m.name === pick.model);
+  const dataset = prepared.datasets.find((d) => d.name === pick.dataset);
+  if (!model || !dataset) throw new Error(`pickDraws: unknown model "${pick.model}" or dataset "${pick.dataset}"`);
+  const seeds = spec.demoSeeds === undefined ? [undefined] : drawSeeds(spec, dataset);
+  return seeds.map((seed) => {
+    const at = (split: Split, point: { module: CellModule; layer: number; ratio: number }) => makeCell(spec, prepared.engineVersion, model, dataset, { ...point, split, seed });
+    return {
+      seed: seed ?? spec.seed ?? null,
+      validation: at('validation', pick),
+      baseline: at('test', { module: BASELINE_MODULE, layer: 0, ratio: 0 }),
+      selected: at('test', pick),
+    };
+  });
+}

@@ -5,9 +5,9 @@
  * tested without Temporal; the rest are activities.
  */
 import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import type { Selection } from '../analysis/selection.ts';
+import type { Selection, SelectionRule } from '../analysis/selection.ts';
 import type { SelectionRow } from '../activities/types.ts';
-import { baselineCell, makeCell, type Cell, type PreparedSweep } from '../sweepspec/cells.ts';
+import { pickDraws, type Cell, type PreparedSweep } from '../sweepspec/cells.ts';
 import { cellsAt, gridShape, gridSplit } from '../sweepspec/grid.ts';
 import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
 import { light, preparation } from './activities.ts';
@@ -43,12 +43,15 @@ export function gridSource(spec: SweepSpec, prepared: PreparedSweep): CellSource
   return { size: shape.size, cells: (from, count) => cellsAt(spec, shape, from, count) };
 }
 
-/** Algorithm 1's pick per (model, dataset), made next to the data. */
-export async function selectOnValidation(name: string): Promise<Selection[]> {
-  return light.selectOnValidation({ sweep: name });
+/** Algorithm 1's pick per (model, dataset) under the spec's rule, made next to the data. */
+export async function selectOnValidation(name: string, rule: SelectionRule): Promise<Selection[]> {
+  return light.selectOnValidation({ sweep: name, rule });
 }
 
-/** The test cells of the picks (the unpruned model and each pick, once each) and the selection rows to store. */
+/**
+ * The test cells of the picks (under every demonstration draw, the unpruned model and each pick, once
+ * each) and the selection rows to store.
+ */
 export function testPlan(spec: SweepSpec, prepared: PreparedSweep, selections: Selection[]): { source: CellSource; rows: SelectionRow[] } {
   const cells: Cell[] = [];
   const rows: SelectionRow[] = [];
@@ -56,13 +59,13 @@ export function testPlan(spec: SweepSpec, prepared: PreparedSweep, selections: S
     if (!cells.some((x) => x.key === c.key)) cells.push(c);
   };
   for (const s of selections) {
-    const base = baselineCell(spec, prepared, s.model, s.dataset, 'test');
-    const model = prepared.models.find((m) => m.name === s.model)!;
-    const dataset = prepared.datasets.find((d) => d.name === s.dataset)!;
-    const picked = makeCell(spec, prepared.engineVersion, model, dataset, { module: s.module, layer: s.layer, ratio: s.ratio, split: 'test' });
-    add(base);
-    add(picked);
-    rows.push({ ...s, baselineCellKey: base.key, selectedCellKey: picked.key });
+    const draws = pickDraws(spec, prepared, s);
+    for (const d of draws) {
+      add(d.baseline);
+      add(d.selected);
+    }
+    const drawCells = draws.map((d) => ({ seed: d.seed, validationCellKey: d.validation.key, baselineCellKey: d.baseline.key, selectedCellKey: d.selected.key }));
+    rows.push({ ...s, baselineCellKey: draws[0].baseline.key, selectedCellKey: draws[0].selected.key, drawCells });
   }
   return { source: { size: cells.length, cells: (from, count) => cells.slice(from, from + count) }, rows };
 }

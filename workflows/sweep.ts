@@ -54,7 +54,7 @@ export async function sweep(input: unknown, carried?: SweepState): Promise<Sweep
       if ((await runWindow(run, spec, grid)) === 'continue') return await carryOn(run, input);
       if (!spec.selection) return await finish(run);
       run.phase = 'selecting';
-      enterTestPhase(state, await selectOnValidation(run.name));
+      enterTestPhase(state, await selectOnValidation(run.name, spec.selection));
       log.info('selection made', { sweep: run.name, selections: state.selections!.length });
     }
     const test = testPlan(spec, state.prepared, state.selections ?? []);

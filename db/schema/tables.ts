@@ -12,12 +12,14 @@
  * - examples: per-example predictions of a cell (label, prediction, one score per class).
  * - demonstration_draws: which train rows, in which order, a cell's demonstrations are, per
  *   (dataset fingerprint, split, shots, seed); a cell joins its draw through its own columns.
- * - selections: the paper's Algorithm 1 picks, one per (sweep, model, dataset).
+ * - selections: the paper's Algorithm 1 picks, one per (sweep, model, dataset), with the rule's decision.
+ * - selection_draws: the test cells of each pick, one row per demonstration draw.
  */
 import { sql } from 'drizzle-orm';
 import {
   check,
   doublePrecision,
+  foreignKey,
   index,
   integer,
   jsonb,
@@ -180,8 +182,47 @@ export const selections = pgTable(
     /** Test cell of the selected (module, layer, ratio). */
     selectedCellKey: text('selected_cell_key').notNull(),
     createdAt: tstz('created_at').notNull().defaultNow(),
+    /** The rule that made the pick: paper or significant (with its level and correction). */
+    rule: text('rule').notNull().default('paper'),
+    level: doublePrecision('level'),
+    correction: text('correction'),
+    /** Demonstration draws the pick was judged on (validation_accuracy is their mean). */
+    draws: integer('draws').notNull().default(1),
+    baselineValidationAccuracy: doublePrecision('baseline_validation_accuracy'),
+    /** The pick's validation gain over the unpruned model, its interval (95%) and p-value; null when the pick is the unpruned model. */
+    validationGain: doublePrecision('validation_gain'),
+    validationGainLower: doublePrecision('validation_gain_lower'),
+    validationGainUpper: doublePrecision('validation_gain_upper'),
+    validationGainP: doublePrecision('validation_gain_p'),
+    /** The whole decision (analysis/selection.ts Selection: the best pruned cell and its test, counts), as JSON. */
+    decision: jsonb('decision'),
   },
   (t) => [primaryKey({ name: 'selections_pkey', columns: [t.sweep, t.model, t.dataset] })],
+);
+
+/**
+ * The test cells of each selection, one row per demonstration draw: the unpruned model and the pick
+ * under that draw's seed (the same cell when the pick is the unpruned model), and the pick's
+ * validation cell. A selection's first draw is the one its own columns name.
+ */
+export const selectionDraws = pgTable(
+  'selection_draws',
+  {
+    sweep: text('sweep').notNull(),
+    model: text('model').notNull(),
+    dataset: text('dataset').notNull(),
+    /** 0, 1, ...: the draws in seed order. */
+    draw: integer('draw').notNull(),
+    /** The draw's seed; null: the spec gave none (the cells record the task's default they used). */
+    seed: integer('seed'),
+    validationCellKey: text('validation_cell_key').notNull(),
+    baselineCellKey: text('baseline_cell_key').notNull(),
+    selectedCellKey: text('selected_cell_key').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'selection_draws_pkey', columns: [t.sweep, t.model, t.dataset, t.draw] }),
+    foreignKey({ name: 'selection_draws_selection_fk', columns: [t.sweep, t.model, t.dataset], foreignColumns: [selections.sweep, selections.model, selections.dataset] }).onDelete('cascade'),
+  ],
 );
 
 /**

@@ -3,7 +3,7 @@
  * removed). They are created by the custom migration db/migrations/*_views.sql; these declarations
  * (`.existing()`, so drizzle-kit leaves them alone) only give typed queries. Columns: db/README.md.
  */
-import { boolean, doublePrecision, integer, pgView, text, bigint } from 'drizzle-orm/pg-core';
+import { boolean, doublePrecision, integer, jsonb, pgView, text, bigint } from 'drizzle-orm/pg-core';
 
 const cellResultColumns = {
   sweep: text('sweep').notNull(),
@@ -73,6 +73,41 @@ export const selectionResults = pgView('selection_results', {
   delta: doublePrecision('delta'),
   baselineF1Macro: doublePrecision('baseline_f1_macro'),
   selectedF1Macro: doublePrecision('selected_f1_macro'),
+  rule: text('rule').notNull(),
+  level: doublePrecision('level'),
+  correction: text('correction'),
+  draws: integer('draws').notNull(),
+  baselineValidationAccuracy: doublePrecision('baseline_validation_accuracy'),
+  validationGain: doublePrecision('validation_gain'),
+  validationGainLower: doublePrecision('validation_gain_lower'),
+  validationGainUpper: doublePrecision('validation_gain_upper'),
+  validationGainP: doublePrecision('validation_gain_p'),
+  testDrawsDone: integer('test_draws_done').notNull(),
+  decision: jsonb('decision'),
+}).existing();
+
+/** One row per grid point over its demonstration draws: mean, spread and 95% interval of the accuracy. */
+export const cellDrawSummaries = pgView('cell_draw_summaries', {
+  sweep: text('sweep').notNull(),
+  model: text('model').notNull(),
+  dataset: text('dataset').notNull(),
+  task: text('task'),
+  module: text('module').notNull(),
+  layer: integer('layer').notNull(),
+  ratio: doublePrecision('ratio').notNull(),
+  split: text('split').notNull(),
+  draws: integer('draws').notNull(),
+  drawsDone: integer('draws_done').notNull(),
+  meanAccuracy: doublePrecision('mean_accuracy'),
+  sdAccuracy: doublePrecision('sd_accuracy'),
+  minAccuracy: doublePrecision('min_accuracy'),
+  maxAccuracy: doublePrecision('max_accuracy'),
+  ciLower: doublePrecision('ci_lower'),
+  ciUpper: doublePrecision('ci_upper'),
+  meanDelta: doublePrecision('mean_delta'),
+  meanF1Macro: doublePrecision('mean_f1_macro'),
+  n: integer('n'),
+  seeds: integer('seeds').array(),
 }).existing();
 
 /** The demonstrations of each computed cell (its draw) and the split file its examples' idx refer to. */

@@ -10,8 +10,8 @@ import { outcome, times } from './helpers.ts';
 
 /** Every migration of db/migrations, as drizzle-kit lists them. */
 const JOURNAL = JSON.parse(readFileSync(new URL('../../db/migrations/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] };
-const TABLES = ['cell_conflicts', 'cells', 'demonstration_draws', 'examples', 'selections', 'sweep_cells', 'sweeps'];
-const VIEWS = ['cell_deltas', 'cell_demonstrations', 'cell_results', 'selection_results'];
+const TABLES = ['cell_conflicts', 'cells', 'demonstration_draws', 'examples', 'selection_draws', 'selections', 'sweep_cells', 'sweeps'];
+const VIEWS = ['cell_deltas', 'cell_demonstrations', 'cell_draw_summaries', 'cell_results', 'selection_results'];
 
 async function relations(db: Db): Promise<{ tables: string[]; views: string[] }> {
   const t = await queryRows<{ table_name: string }>(db, 

@@ -7,7 +7,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { expandCells, gridSplit } from '../../sweepspec/grid.ts';
-import type { PreparedSweep } from '../../sweepspec/cells.ts';
+import { makeCell, type PreparedSweep } from '../../sweepspec/cells.ts';
 import { gridSource, testPlan, validate } from '../../workflows/phases.ts';
 import { enterTestPhase, finishedCount, inFlightCount, initialState, nextRun, recordOutcome } from '../../workflows/state.ts';
 import { requestFor } from '../../workflows/window.ts';
@@ -56,11 +56,22 @@ describe('cell sources', () => {
 
   it('the test plan: the unpruned model and each pick on test, once each, with the selection rows', () => {
     const spec = validate(input);
-    const pick = { model: 'm', dataset: 'd', module: 'fc_in' as const, layer: 1, ratio: 0.5, validationAccuracy: 0.7, validationCellKey: 'v' };
+    const pick = {
+      model: 'm', dataset: 'd', module: 'fc_in' as const, layer: 1, ratio: 0.5, validationAccuracy: 0.7, validationCellKey: 'v',
+      rule: { rule: 'paper' as const }, draws: 1, baselineValidationAccuracy: 0.6, gain: null, bestPruned: null, candidates: 1, significant: null,
+    };
     const { source, rows } = testPlan(spec, prepared, [pick]);
     const cells = source.cells(0, source.size);
     expect(cells.map((c) => `${c.module}/${c.layer}/${c.ratio}/${c.split}`)).toEqual(['none/0/0/test', 'fc_in/1/0.5/test']);
-    expect(rows).toEqual([{ ...pick, baselineCellKey: cells[0].key, selectedCellKey: cells[1].key }]);
+    const validation = makeCell(spec, prepared.engineVersion, prepared.models[0], prepared.datasets[0], { module: 'fc_in', layer: 1, ratio: 0.5, split: 'validation' });
+    expect(rows).toEqual([
+      {
+        ...pick,
+        baselineCellKey: cells[0].key,
+        selectedCellKey: cells[1].key,
+        drawCells: [{ seed: null, validationCellKey: validation.key, baselineCellKey: cells[0].key, selectedCellKey: cells[1].key }],
+      },
+    ]);
     // A pick of the unpruned model is one test cell.
     expect(testPlan(spec, prepared, [{ ...pick, module: 'q_proj', layer: 0, ratio: 0 }]).source.size).toBe(1);
   });

@@ -20,6 +20,17 @@ const base: SelectionInput = {
   selectedN: 4,
   baselineF1Macro: null,
   selectedF1Macro: null,
+  rule: 'paper',
+  level: null,
+  correction: null,
+  draws: 1,
+  baselineValidationAccuracy: null,
+  validationGain: null,
+  validationGainLower: null,
+  validationGainUpper: null,
+  validationGainP: null,
+  testDrawsDone: 1,
+  decision: null,
 };
 
 const preds = (correct: boolean[]) => correct.map((c, idx) => ({ idx, label: 1, prediction: c ? 1 : 0 }));

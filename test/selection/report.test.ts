@@ -158,17 +158,23 @@ describe.each(drivers)('report on %s', (_name, open) => {
     expect(code).toBe(0);
     const lines = out.split('\n');
     const header = lines.find((l) => l.startsWith('task'))!;
-    expect(header).toMatch(/task\s+model\s+module\s+layer\s+ratio\s+val acc\s+test acc before -> after\s+95% CI before\s+95% CI after\s+test macro-F1 before -> after\s+McNemar p\s+b\/c\s+val-test gap\s+n/);
+    expect(header).toMatch(
+      /task\s+model\s+rule\s+module\s+layer\s+ratio\s+draws\s+val acc\s+val gain \[95% CI\] p\s+test acc before -> after\s+95% CI before\s+95% CI after\s+95% CI change\s+test macro-F1 before -> after\s+test p\s+b\/c\s+val-test gap\s+n/,
+    );
 
     const cb = lines.find((l) => l.startsWith('cb '))!;
     const [b0, b1] = wilson(10, 20);
     const [s0, s1] = wilson(18, 20);
-    expect(cb.split(/\s{2,}/)).toEqual(['cb', 'tiny', 'mlp', '1', '0.5', '0.950', '0.500 -> 0.900 (+0.400)', `[${b0}, ${b1}]`, `[${s0}, ${s1}]`, '0.500 -> 0.900', '0.02148', '1/9', '+0.050', '20']);
+    // The change's interval (one draw): 0.4 +- z * sqrt((10/20 - 0.4^2) / 20).
+    const half = 1.959963984540054 * Math.sqrt((10 / 20 - 0.16) / 20);
+    const change = `[+${(0.4 - half).toFixed(3)}, +${(0.4 + half).toFixed(3)}]`;
+    expect(change).toBe('[+0.144, +0.656]');
+    expect(cb.split(/\s{2,}/)).toEqual(['cb', 'tiny', 'paper', 'mlp', '1', '0.5', '1', '0.950', '-', '0.500 -> 0.900 (+0.400)', `[${b0}, ${b1}]`, `[${s0}, ${s1}]`, change, '0.500 -> 0.900', '0.02148', '1/9', '+0.050', '20']);
     expect([b0, b1, s0, s1]).toEqual(['0.299', '0.701', '0.699', '0.972']);
 
     const sst = lines.find((l) => l.startsWith('sst2 '))!;
     const [t0, t1] = wilson(7, 10);
-    expect(sst.split(/\s{2,}/)).toEqual(['sst2', 'tiny', 'none', '0', '0', '0.800', '0.700 -> 0.700 (±0.000)', `[${t0}, ${t1}]`, `[${t0}, ${t1}]`, '0.697 -> 0.697', '1', '0/0', '+0.100', '10']);
+    expect(sst.split(/\s{2,}/)).toEqual(['sst2', 'tiny', 'paper', 'none', '0', '0', '1', '0.800', '-', '0.700 -> 0.700 (±0.000)', `[${t0}, ${t1}]`, `[${t0}, ${t1}]`, '[±0.000, ±0.000]', '0.697 -> 0.697', '1', '0/0', '+0.100', '10']);
     // cb (spec order) before sst2.
     expect(lines.indexOf(cb)).toBeLessThan(lines.indexOf(sst));
   });

@@ -36,7 +36,7 @@ describe('selectBest', () => {
     );
     results.push(r('mlp', 27, 0.5, 0.65), r('attn', 26, 0.95, 0.68), r('mlp', -1, 0.1, 0.699));
     const s = pick(results);
-    expect(s).toEqual({
+    expect(s).toMatchObject({
       model: 'gptj',
       dataset: 'cb',
       module: 'mlp',
