@@ -187,7 +187,8 @@ export function selectCells(results: readonly ValidationResult[], rule: Selectio
     let significant: number | null = null;
     if (rule.rule === 'paper') {
       pick = best(points);
-    } else {
+    } else if (unpruned) {
+      // Without the unpruned model under every draw there is nothing to test against, and no pick.
       const passed = judged.filter((t) => t.gain.gain > 0 && gains.get(t.point)!.adjustedP <= rule.level).map((t) => t.point);
       significant = passed.length;
       pick = best(passed) ?? unpruned;

@@ -211,9 +211,22 @@ export type SweepSpecInput = z.input<typeof sweepSpecSchema>;
 /** A validated spec with defaults filled in. */
 export type SweepSpec = z.output<typeof sweepSpecSchema>;
 
+type Issue = z.ZodError['issues'][number];
+
+/**
+ * A union's issues from the one branch the value has the type of (an object given for `true | {...}`
+ * is judged as the object), else the union's own issue.
+ */
+function unionBranch(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union') return [issue];
+  const typed = issue.errors.filter((branch) => !branch.every((i) => i.code === 'invalid_type' && i.path.length === 0));
+  if (typed.length !== 1) return [issue];
+  return typed[0].flatMap((i) => unionBranch({ ...i, path: [...issue.path, ...i.path] } as Issue));
+}
+
 /** One line per problem, each naming its field, e.g. `models[0].path: Required` (one line per unknown key). */
 export function formatSpecIssues(error: z.ZodError): string[] {
-  return error.issues.flatMap((issue) => {
+  return error.issues.flatMap(unionBranch).flatMap((issue) => {
     const path = issue.path
       .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
       .join('');

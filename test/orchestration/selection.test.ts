@@ -54,7 +54,8 @@ describe('selection', () => {
     expect(expected).toHaveLength(1);
     const pick = expected[0];
     expect(r.selections).toHaveLength(1);
-    expect(r.selections![0]).toMatchObject(pick);
+    const { model, dataset, module, layer, ratio, validationAccuracy, validationCellKey } = pick;
+    expect(r.selections![0]).toMatchObject({ model, dataset, module, layer, ratio, validationAccuracy, validationCellKey, rule: { rule: 'paper' }, draws: 1 });
     // Test split: the unpruned model and the pick (one cell when the pick is the unpruned model).
     const testCells = pick.ratio === 0 ? 1 : 2;
     expect(test).toHaveLength(testCells);
