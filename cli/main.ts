@@ -36,6 +36,10 @@ Commands:
                                      and stored scores (prompt --help)
   export <sweep> --format F --out DIR   lm-eval results.json + samples, or CSV / Parquet tables
                                      (export --help)
+  study [--worker] [--spec FILE] [--table-only] [--out FILE]
+                                     the demonstration-draw study: one grid under several draws,
+                                     selected by each rule (paper, significant) in its own sweep,
+                                     then the tables of README.md (study --help)
   demo [--tiny] [--spec FILE] [--temporal-address A] [--name N]
                                      a real sweep on a fresh machine: local Temporal dev server,
                                      embedded database (./data/pglite) unless DATABASE_URL is set,
@@ -270,6 +274,10 @@ export async function main(argv: string[]): Promise<number> {
       case 'export': {
         const { runExport } = await import('./export.ts');
         return await runExport(args);
+      }
+      case 'study': {
+        const { runStudy } = await import('./study.ts');
+        return await runStudy(args);
       }
       case 'demo': {
         const { runDemo } = await import('./demo.ts');
