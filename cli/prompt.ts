@@ -21,7 +21,8 @@ multiple choice), its token ids, and each class's scored continuation with the s
   --cell <c>       a cell key (or a unique prefix of 8+ hex characters), or module/layer/ratio, e.g.
                    mlp/0/0.9 (ratio 0: the unpruned cell)
   --example <row>  the example's row in its split file (the examples table's idx)
-  --model <m>, --dataset <d>, --split <s>   pick among several cells with those coordinates
+  --model <m>, --dataset <d>, --split <s>, --seed <n>
+                   pick among several cells with those coordinates (--seed: a demonstration draw)
   --json           one JSON object instead of text
 
 Reads the database (DATABASE_URL, or the embedded PGlite one) and the sweep's model and dataset
@@ -71,7 +72,7 @@ function renderPrompt({ sweep, cell, prompt, outcome }: Shown): string {
   return lines.join('\n') + '\n' + renderTable(['class', 'continuation', 'token ids', 'score', ''], rows, [false, false, false, true, false]);
 }
 
-async function show(db: Db, args: { sweep: string; cell: string; example: number; model?: string; dataset?: string; split?: string }): Promise<Shown> {
+async function show(db: Db, args: { sweep: string; cell: string; example: number; model?: string; dataset?: string; split?: string; seed?: number }): Promise<Shown> {
   const sweep = await loadSweep(db, args.sweep);
   const row = findCell(sweep.rows, args.cell, args);
   const cell = await cellByKey(db, row.cellKey);
@@ -102,6 +103,7 @@ export async function runPrompt(args: string[], io: PromptIo = { out: (t) => pro
       model: { type: 'string' },
       dataset: { type: 'string' },
       split: { type: 'string' },
+      seed: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
@@ -115,9 +117,14 @@ export async function runPrompt(args: string[], io: PromptIo = { out: (t) => pro
     io.err(`prompt needs a sweep name, --cell and --example <row> (a non-negative integer)\n\n${PROMPT_USAGE}\n`);
     return 2;
   }
+  const seed = values.seed === undefined ? undefined : Number(values.seed);
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0)) {
+    io.err(`prompt: --seed must be a non-negative integer, got ${values.seed}\n\n${PROMPT_USAGE}\n`);
+    return 2;
+  }
   const db = io.db ?? (await createDb());
   try {
-    const shown = await show(db, { sweep: positionals[0], cell: values.cell, example, model: values.model, dataset: values.dataset, split: values.split });
+    const shown = await show(db, { sweep: positionals[0], cell: values.cell, example, model: values.model, dataset: values.dataset, split: values.split, seed });
     io.out(values.json ? `${JSON.stringify(shown, null, 2)}\n` : renderPrompt(shown));
     return 0;
   } finally {

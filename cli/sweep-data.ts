@@ -63,17 +63,25 @@ export interface CellFilter {
   model?: string;
   dataset?: string;
   split?: string;
+  /** The demonstration draw's seed (cells.seed). */
+  seed?: number;
 }
 
 const describeRow = (r: CellResultRow) => `${r.model} / ${r.dataset} / ${r.split}: ${r.module}/${r.layer}/${r.ratio} (${r.status}, ${r.cellKey.slice(0, 12)})`;
 
 /**
  * A cell of the sweep by its key (or a unique prefix of 8+ characters) or by `module/layer/ratio`
- * (ratio 0 is the unpruned cell, whatever module and layer are written); model, dataset and split
- * narrow it down where the sweep has several.
+ * (ratio 0 is the unpruned cell, whatever module and layer are written); model, dataset, split and
+ * seed (a demonstration draw) narrow it down where the sweep has several.
  */
 export function findCell(rows: readonly CellResultRow[], selector: string, filter: CellFilter = {}): CellResultRow {
-  const narrowed = rows.filter((r) => (!filter.model || r.model === filter.model) && (!filter.dataset || r.dataset === filter.dataset) && (!filter.split || r.split === filter.split));
+  const narrowed = rows.filter(
+    (r) =>
+      (!filter.model || r.model === filter.model) &&
+      (!filter.dataset || r.dataset === filter.dataset) &&
+      (!filter.split || r.split === filter.split) &&
+      (filter.seed === undefined || r.seed === filter.seed),
+  );
   let found: CellResultRow[];
   if (/^[0-9a-f]{8,64}$/.test(selector)) {
     found = narrowed.filter((r) => r.cellKey.startsWith(selector));
@@ -85,7 +93,7 @@ export function findCell(rows: readonly CellResultRow[], selector: string, filte
   }
   if (found.length === 1) return found[0];
   if (found.length === 0) {
-    throw new CommandError(`no cell "${selector}" in this sweep${Object.values(filter).some(Boolean) ? ' with those --model/--dataset/--split' : ''}; it has ${rows.length} cells, e.g. ${rows.slice(0, 5).map(describeRow).join('; ')}`);
+    throw new CommandError(`no cell "${selector}" in this sweep${Object.values(filter).some(Boolean) ? ' with those --model/--dataset/--split/--seed' : ''}; it has ${rows.length} cells, e.g. ${rows.slice(0, 5).map(describeRow).join('; ')}`);
   }
-  throw new CommandError(`"${selector}" matches ${found.length} cells; add --model, --dataset or --split: ${found.slice(0, 8).map(describeRow).join('; ')}`);
+  throw new CommandError(`"${selector}" matches ${found.length} cells; add --model, --dataset, --split or --seed: ${found.slice(0, 8).map(describeRow).join('; ')}`);
 }

@@ -50,10 +50,13 @@ export function meanStderr(p: number, n: number): number | 'N/A' {
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-/** lm-eval's folder name for a model; here one per pruned model and split. */
-export function lmEvalFolder(c: Pick<LmEvalCell, 'model' | 'module' | 'layer' | 'ratio' | 'split'>): string {
+/**
+ * lm-eval's folder name for a model; here one per pruned model and split, and per demonstration draw
+ * (`__seed<n>`) when the sweep has several.
+ */
+export function lmEvalFolder(c: Pick<LmEvalCell, 'model' | 'module' | 'layer' | 'ratio' | 'split' | 'seed'>, draws = false): string {
   const what = c.ratio === 0 ? 'unpruned' : `${c.module}__layer${c.layer}__ratio${c.ratio}`;
-  return `${c.model.name}__${what}__${c.split}`.replace(/[^A-Za-z0-9._-]+/g, '_');
+  return `${c.model.name}__${what}__${c.split}${draws ? `__seed${c.seed}` : ''}`.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
 /** lm-eval's `model_args` string: the model, and the pruning that makes this cell's model. */

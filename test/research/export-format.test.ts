@@ -55,6 +55,8 @@ describe('lm-eval rules, checked on its own files', () => {
     const cell = { model: { name: 'smol/135m', path: 'HuggingFaceTB/SmolLM2-135M', file: 'onnx/model.onnx', fingerprint: null }, module: 'mlp', layer: 0, ratio: 0.9, split: 'test', scoring: { multipleChoice: 'loglik', svd: 'exact' } } as unknown as LmEvalCell;
     expect(lmEvalFolder(cell)).toBe('smol_135m__mlp__layer0__ratio0.9__test');
     expect(lmEvalFolder({ ...cell, module: 'none', layer: 0, ratio: 0 })).toBe('smol_135m__unpruned__test');
+    // A sweep with several demonstration draws: one folder per draw.
+    expect(lmEvalFolder({ ...cell, seed: 43 }, true)).toBe('smol_135m__mlp__layer0__ratio0.9__test__seed43');
     expect(modelArgs(cell)).toBe('pretrained=HuggingFaceTB/SmolLM2-135M,file=onnx/model.onnx,module=mlp,layer=0,ratio=0.9,svd=exact');
   });
 });
