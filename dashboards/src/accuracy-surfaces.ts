@@ -11,6 +11,27 @@ import { ALL_LAYERS, fixedColour, lastValue, link, POSTGRES, SqlQueryBuilder, st
 const SWEEP = 'sweep = ${sweep:sqlstring}';
 const CELL_FILTER = `${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND module = \${module:sqlstring}`;
 
+/**
+ * One value of every (layer, ratio) of the selected surface from cell_draw_summaries, the points whose
+ * draws are all done; the unpruned model (ratio 0) is one point per (model, dataset, split), shown in
+ * every layer's row (its change is 0, its spread its own).
+ */
+function surfaceSql(column: string, as: string): string {
+  const unpruned = as === 'delta' ? '0::double precision' : `u.${column}`;
+  return `SELECT layer, ratio, ${as} FROM (
+  SELECT layer, ratio, ${column} AS ${as} FROM cell_draw_summaries
+  WHERE ${CELL_FILTER} AND ratio > 0 AND draws_done = draws
+  UNION ALL
+  SELECT p.layer, 0::double precision AS ratio, ${unpruned} AS ${as}
+  FROM (SELECT DISTINCT layer FROM cell_draw_summaries WHERE ${CELL_FILTER} AND ratio > 0 AND draws_done = draws) p
+  CROSS JOIN (
+    SELECT ${column} FROM cell_draw_summaries
+    WHERE ${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND ratio = 0 AND draws_done = draws
+  ) u
+) s
+ORDER BY layer, ratio`;
+}
+
 function variable(name: string, label: string, description: string, sql: string): dashboard.QueryVariableBuilder {
   return new dashboard.QueryVariableBuilder(name)
     .label(label)
@@ -61,16 +82,16 @@ function bestVsUnprunedPanel(): stat.PanelBuilder {
   return new stat.PanelBuilder()
     .id(2)
     .title('Unpruned vs best cell ($model, $dataset, $split)')
-    .description('What does the unpruned model score, and how much does the best pruned cell gain over it?')
+    .description('What does the unpruned model score, and how much does the best pruned cell gain over it? (Means over the demonstration draws.)')
     .datasource(POSTGRES)
     .gridPos({ h: 4, w: 12, x: 12, y: 0 })
     .withTarget(
       new SqlQueryBuilder(
         'A',
-        `SELECT baseline_accuracy, max(accuracy) AS best_accuracy, max(delta) AS best_delta
-FROM cell_deltas
-WHERE ${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND status = 'done'
-GROUP BY baseline_accuracy`,
+        `SELECT max(mean_accuracy) FILTER (WHERE ratio = 0) AS baseline_accuracy,
+  max(mean_accuracy) AS best_accuracy, max(mean_delta) AS best_delta
+FROM cell_draw_summaries
+WHERE ${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND draws_done = draws`,
       ),
     )
     .reduceOptions(lastValue())
@@ -88,21 +109,30 @@ GROUP BY baseline_accuracy`,
     ]);
 }
 
-/** A layer x ratio matrix of one value (accuracy or delta), coloured red to green. */
-function surfacePanel(id: number, x: number, title: string, description: string, valueField: string, sql: string, range: [number, number]): table.PanelBuilder {
+/** A layer x ratio matrix of one value (accuracy or delta: red to green; a spread: green to red). */
+function surfacePanel(
+  id: number,
+  gridPos: { x: number; y: number },
+  title: string,
+  description: string,
+  valueField: string,
+  sql: string,
+  range: [number, number],
+  colours = dashboard.FieldColorModeId.ContinuousRdYlGr,
+): table.PanelBuilder {
   return new table.PanelBuilder()
     .id(id)
     .title(title)
     .description(description)
     .datasource(POSTGRES)
-    .gridPos({ h: 10, w: 12, x, y: 4 })
+    .gridPos({ h: 10, w: 12, ...gridPos })
     .withTarget(new SqlQueryBuilder('A', sql))
     .withTransformation({ id: 'groupingToMatrix', options: { columnField: 'ratio', rowField: 'layer', valueField, emptyValue: 'null' } })
     .unit('percentunit')
     .decimals(1)
     .min(range[0])
     .max(range[1])
-    .colorScheme(new dashboard.FieldColorBuilder().mode(dashboard.FieldColorModeId.ContinuousRdYlGr))
+    .colorScheme(new dashboard.FieldColorBuilder().mode(colours))
     .align(common.FieldTextAlignment.Center)
     .cellOptions({ type: common.TableCellDisplayMode.ColorBackground, mode: common.TableCellBackgroundDisplayMode.Basic })
     .overrideByName('layer\\ratio', [
@@ -151,7 +181,7 @@ const DELTA: dashboard.DynamicConfigValue[] = [
 export function accuracySurfaces(): dashboard.DashboardBuilder {
   return new dashboard.DashboardBuilder('icl-sweep: Accuracy surfaces')
     .uid('icl-sweep-accuracy-surfaces')
-    .description('Where does low-rank pruning (layer x ratio) help or hurt in-context accuracy? Results from Postgres (cell_results, cell_deltas, selection_results).')
+    .description('Where does low-rank pruning (layer x ratio) help or hurt in-context accuracy, and how much does accuracy move with the demonstrations drawn? Results from Postgres (cell_results, cell_deltas, cell_draw_summaries, selection_results).')
     .tags(['icl-sweep', 'postgres'])
     .editable()
     .tooltip(dashboard.DashboardCursorSync.Crosshair)
@@ -186,82 +216,94 @@ export function accuracySurfaces(): dashboard.DashboardBuilder {
     .withPanel(
       surfacePanel(
         3,
-        0,
+        { x: 0, y: 4 },
         'Accuracy: layer x ratio ($model, $dataset, $module, $split)',
-        'Which layer and which clipping ratio give the highest accuracy? Rows: layer (-1 = every layer at once), columns: ratio (share of singular values removed; 0 = unpruned model).',
+        'Which layer and which clipping ratio give the highest accuracy? Rows: layer (-1 = every layer at once), columns: ratio (share of singular values removed; 0 = unpruned model). With demonstration draws: the mean over them.',
         'accuracy',
-        `SELECT layer, ratio, accuracy FROM (
-  SELECT layer, ratio, accuracy FROM cell_results
-  WHERE ${CELL_FILTER} AND ratio > 0 AND status = 'done'
-  UNION ALL
-  -- the unpruned model (ratio 0) is one cell per (model, dataset, split): show it in every layer's row
-  SELECT DISTINCT layer, 0::double precision AS ratio, baseline_accuracy AS accuracy FROM cell_deltas
-  WHERE ${CELL_FILTER} AND ratio > 0 AND status = 'done' AND baseline_accuracy IS NOT NULL
-) s
-ORDER BY layer, ratio`,
+        surfaceSql('mean_accuracy', 'accuracy'),
         [0, 1],
       ),
     )
     .withPanel(
       surfacePanel(
         4,
-        12,
+        { x: 12, y: 4 },
         'Change vs unpruned: layer x ratio ($model, $dataset, $module, $split)',
-        'Where does pruning help (green) or hurt (red) compared with the unpruned model of the same sweep, model, dataset and split? delta = accuracy - accuracy at ratio 0 (colour scale -10..+10 points).',
+        'Where does pruning help (green) or hurt (red) compared with the unpruned model of the same sweep, model, dataset and split? delta = accuracy - accuracy at ratio 0, under the same demonstration draw, averaged over the draws (colour scale -10..+10 points).',
         'delta',
-        `SELECT layer, ratio, delta FROM (
-  SELECT layer, ratio, delta FROM cell_deltas
-  WHERE ${CELL_FILTER} AND ratio > 0 AND status = 'done' AND delta IS NOT NULL
-  UNION ALL
-  SELECT DISTINCT layer, 0::double precision AS ratio, 0::double precision AS delta FROM cell_deltas
-  WHERE ${CELL_FILTER} AND ratio > 0 AND status = 'done' AND baseline_accuracy IS NOT NULL
-) s
-ORDER BY layer, ratio`,
+        surfaceSql('mean_delta', 'delta'),
         [-0.1, 0.1],
       ),
     )
     .withPanel(
+      surfacePanel(
+        9,
+        { x: 0, y: 14 },
+        'Spread across demonstration draws: layer x ratio ($model, $dataset, $module, $split)',
+        'How much does the accuracy move with the demonstrations drawn? The standard deviation of the accuracy across draws (spec demoSeeds; empty with one draw; colour scale 0..15 points). Compare it with the changes pruning makes.',
+        'sd',
+        surfaceSql('sd_accuracy', 'sd'),
+        [0, 0.15],
+        dashboard.FieldColorModeId.ContinuousGrYlRd,
+      ),
+    )
+    .withPanel(
+      rowsPanel(
+        10,
+        { h: 10, w: 12, x: 12, y: 14 },
+        'Unpruned model across demonstration draws ($split)',
+        'For each model and dataset: how far does the unpruned model\'s accuracy move from one draw of demonstrations to another (mean, standard deviation, lowest and highest), and how sure is its mean (95% interval over draws and examples)?',
+        `SELECT model, dataset, draws_done AS draws, mean_accuracy, sd_accuracy, min_accuracy, max_accuracy, ci_lower, ci_upper, n
+FROM cell_draw_summaries
+WHERE ${SWEEP} AND split = \${split:sqlstring} AND ratio = 0
+ORDER BY model, dataset`,
+      ).overrideByRegexp('^(mean|sd|min|max)_accuracy$|^ci_', PERCENT),
+    )
+    .withPanel(
       rowsPanel(
         5,
-        { h: 8, w: 24, x: 0, y: 14 },
+        { h: 8, w: 24, x: 0, y: 24 },
         'Best cell per task ($split)',
-        'For each model and dataset of the sweep: which (module, layer, ratio) scored highest, and by how much does it beat the unpruned model? Ties: lower ratio, then deeper layer. f1_macro: macro-F1 of that cell (classification tasks).',
-        `SELECT DISTINCT ON (model, dataset)
-  model, dataset, task, module, layer, ratio, accuracy, baseline_accuracy, delta, f1_macro, n
-FROM cell_deltas
-WHERE ${SWEEP} AND split = \${split:sqlstring} AND status = 'done'
-ORDER BY model, dataset, accuracy DESC, ratio ASC, layer DESC, module`,
+        'For each model and dataset of the sweep: which (module, layer, ratio) scored highest, and by how much does it beat the unpruned model? Ties: lower ratio, then deeper layer. With demonstration draws: means over them, the spread across them (sd) and the 95% interval of the mean. f1_macro: macro-F1 of that cell (classification tasks).',
+        `SELECT DISTINCT ON (p.model, p.dataset)
+  p.model, p.dataset, p.task, p.module, p.layer, p.ratio, p.mean_accuracy AS accuracy, u.mean_accuracy AS baseline_accuracy,
+  p.mean_delta AS delta, p.sd_accuracy AS sd, p.ci_lower, p.ci_upper, p.draws, p.mean_f1_macro AS f1_macro, p.n
+FROM cell_draw_summaries p
+LEFT JOIN cell_draw_summaries u ON u.sweep = p.sweep AND u.model = p.model AND u.dataset = p.dataset AND u.split = p.split AND u.ratio = 0
+WHERE p.${SWEEP} AND p.split = \${split:sqlstring} AND p.draws_done = p.draws
+ORDER BY p.model, p.dataset, p.mean_accuracy DESC, p.ratio ASC, p.layer DESC, p.module`,
       )
-        .overrideByRegexp('^(accuracy|baseline_accuracy|f1_macro)$', PERCENT)
+        .overrideByRegexp('^(accuracy|baseline_accuracy|f1_macro|sd|ci_lower|ci_upper)$', PERCENT)
         .overrideByName('delta', DELTA)
         .overrideByName('layer', LAYER),
     )
     .withPanel(
       rowsPanel(
         6,
-        { h: 8, w: 24, x: 0, y: 22 },
+        { h: 8, w: 24, x: 0, y: 32 },
         "Paper's method: selected cells (validation pick, test accuracy)",
-        'Algorithm 1 of the paper: the cell picked on validation per (model, dataset), and its test accuracy next to the unpruned model\'s. Empty unless the sweep ran with selection: true.',
-        `SELECT model, dataset, task, module, layer, ratio, validation_accuracy,
+        'Algorithm 1 of the paper: the cell picked on validation per (model, dataset) under the sweep\'s rule (paper: best validation accuracy; significant: only a significant gain over the unpruned model), its validation gain with the p-value, and its test accuracy next to the unpruned model\'s (means over the demonstration draws). Empty unless the sweep ran with selection.',
+        `SELECT model, dataset, task, rule, module, layer, ratio, draws, validation_accuracy, validation_gain, validation_gain_p,
   baseline_accuracy, selected_accuracy, delta, baseline_n, selected_n, selected_status
 FROM selection_results
 WHERE ${SWEEP}
 ORDER BY model, dataset`,
       )
         .overrideByRegexp('^(validation_accuracy|baseline_accuracy|selected_accuracy)$', PERCENT)
+        .overrideByName('validation_gain', DELTA)
         .overrideByName('delta', DELTA)
         .overrideByName('layer', LAYER),
     )
     .withPanel(
       rowsPanel(
         7,
-        { h: 10, w: 24, x: 0, y: 30 },
+        { h: 10, w: 24, x: 0, y: 40 },
         'Cells of $model / $dataset / $module ($split)',
-        'The numbers behind the two surfaces: one row per finished cell, with macro-F1, n, time, tokens, the worker that computed it and whether it was reused from an earlier sweep.',
-        `SELECT module, layer, ratio, accuracy, delta, f1_macro, n, seconds, forward_tokens, worker, reused
+        'The numbers behind the surfaces: one row per finished cell (each demonstration draw, by its seed), with macro-F1, n, time, tokens, the worker that computed it and whether it was reused from an earlier sweep.',
+        `SELECT module, layer, ratio, seed, accuracy, delta, f1_macro, n, seconds, forward_tokens, worker, reused
 FROM cell_deltas
 WHERE ${CELL_FILTER} AND status = 'done'
-ORDER BY layer, ratio`,
+ORDER BY layer, ratio, seed`,
       )
         .overrideByRegexp('^(accuracy|delta|f1_macro)$', PERCENT)
         .overrideByName('seconds', [{ id: 'unit', value: 's' }])
@@ -270,7 +312,7 @@ ORDER BY layer, ratio`,
     .withPanel(
       rowsPanel(
         8,
-        { h: 6, w: 24, x: 0, y: 40 },
+        { h: 6, w: 24, x: 0, y: 50 },
         'Failed cells',
         'Which cells failed, where, and why (the stored error names the fault)?',
         `SELECT model, dataset, module, layer, ratio, split, error, worker

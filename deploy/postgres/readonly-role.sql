@@ -38,4 +38,4 @@ GRANT USAGE ON SCHEMA public TO :"ro_role";
 -- Postgres < 15 lets every role create tables in schema public; take that away.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM :"ro_role";
-GRANT SELECT ON cell_results, cell_deltas, selection_results, cell_demonstrations TO :"ro_role";
+GRANT SELECT ON cell_results, cell_deltas, selection_results, cell_demonstrations, cell_draw_summaries TO :"ro_role";

@@ -54,18 +54,24 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   'icl-sweep-accuracy-surfaces/2/A': ['baseline_accuracy', 'best_accuracy', 'best_delta'],
   'icl-sweep-accuracy-surfaces/3/A': ['layer', 'ratio', 'accuracy'],
   'icl-sweep-accuracy-surfaces/4/A': ['layer', 'ratio', 'delta'],
-  'icl-sweep-accuracy-surfaces/5/A': ['model', 'dataset', 'task', 'module', 'layer', 'ratio', 'accuracy', 'baseline_accuracy', 'delta', 'f1_macro', 'n'],
-  'icl-sweep-accuracy-surfaces/6/A': [
-    'model', 'dataset', 'task', 'module', 'layer', 'ratio', 'validation_accuracy', 'baseline_accuracy', 'selected_accuracy', 'delta',
-    'baseline_n', 'selected_n', 'selected_status',
+  'icl-sweep-accuracy-surfaces/5/A': [
+    'model', 'dataset', 'task', 'module', 'layer', 'ratio', 'accuracy', 'baseline_accuracy', 'delta', 'sd', 'ci_lower', 'ci_upper', 'draws', 'f1_macro', 'n',
   ],
-  'icl-sweep-accuracy-surfaces/7/A': ['module', 'layer', 'ratio', 'accuracy', 'delta', 'f1_macro', 'n', 'seconds', 'forward_tokens', 'worker', 'reused'],
+  'icl-sweep-accuracy-surfaces/6/A': [
+    'model', 'dataset', 'task', 'rule', 'module', 'layer', 'ratio', 'draws', 'validation_accuracy', 'validation_gain', 'validation_gain_p',
+    'baseline_accuracy', 'selected_accuracy', 'delta', 'baseline_n', 'selected_n', 'selected_status',
+  ],
+  'icl-sweep-accuracy-surfaces/7/A': ['module', 'layer', 'ratio', 'seed', 'accuracy', 'delta', 'f1_macro', 'n', 'seconds', 'forward_tokens', 'worker', 'reused'],
   'icl-sweep-accuracy-surfaces/8/A': ['model', 'dataset', 'module', 'layer', 'ratio', 'split', 'error', 'worker'],
+  'icl-sweep-accuracy-surfaces/9/A': ['layer', 'ratio', 'sd'],
+  'icl-sweep-accuracy-surfaces/10/A': ['model', 'dataset', 'draws', 'mean_accuracy', 'sd_accuracy', 'min_accuracy', 'max_accuracy', 'ci_lower', 'ci_upper', 'n'],
 };
 
 const MODULES = ['q_proj', 'fc_in'];
 const LAYERS = [0, 1];
 const RATIOS = [0, 0.5, 0.9];
+/** Two demonstration draws per cell, so the panels over draws have a spread to show. */
+const SEEDS = [1, 2];
 
 let tmp: string;
 let t: TestDatabase;
@@ -100,6 +106,7 @@ function spec(name: string, selection: boolean) {
     layers: LAYERS,
     ratios: RATIOS,
     shots: 2,
+    demoSeeds: SEEDS,
     sizes: { validationPerClass: 4, testPerClass: 4 },
     split: 'validation',
     selection,
@@ -260,6 +267,23 @@ describe('accuracy surfaces (Postgres) through the read-only role', () => {
     for (const d of drows) {
       const a = rows.find((r) => r.layer === d.layer && r.ratio === d.ratio)!;
       expect(d.delta).toBeCloseTo(a.accuracy - base[0], 9);
+    }
+  });
+
+  it('the surfaces are means over the draws, and the spread panel is their standard deviation', async () => {
+    const cells = (
+      await asReadOnly((c) => c.query(`SELECT layer, ratio, seed, accuracy FROM cell_results WHERE sweep = $1 AND module IN ('q_proj', 'none') AND split = 'validation' AND status = 'done'`, [sweepA]))
+    ).rows as { layer: number; ratio: number; seed: number; accuracy: number }[];
+    const at = (layer: number, ratio: number) => cells.filter((c) => c.ratio === ratio && (ratio === 0 || c.layer === layer)).map((c) => c.accuracy);
+    const query = async (id: string) => (await asReadOnly((c) => c.query(interpolateSql(sqlQueries(dashboards).find((q) => q.id === id)!.sql, vars())))).rows;
+    const means = (await query('icl-sweep-accuracy-surfaces/3/A')) as { layer: number; ratio: number; accuracy: number }[];
+    const spreads = (await query('icl-sweep-accuracy-surfaces/9/A')) as { layer: number; ratio: number; sd: number }[];
+    expect(spreads).toHaveLength(LAYERS.length * RATIOS.length);
+    for (const s of spreads) {
+      const values = at(s.layer, s.ratio);
+      expect(values).toHaveLength(SEEDS.length);
+      expect(means.find((m) => m.layer === s.layer && m.ratio === s.ratio)!.accuracy).toBeCloseTo((values[0] + values[1]) / 2, 9);
+      expect(s.sd).toBeCloseTo(Math.abs(values[0] - values[1]) / Math.SQRT2, 9);
     }
   });
 
