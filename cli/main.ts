@@ -133,7 +133,9 @@ async function cmdValidate(args: string[]): Promise<number> {
   const s = checked.spec;
   process.stdout.write(
     `${file}: valid sweep "${s.name}": ${s.models.length} model(s), ${s.datasets.length} dataset(s), ${s.modules.length} module(s), ` +
-      `layers ${s.layers === 'all' ? 'all' : s.layers.join(',')}, ${s.ratios.length} ratio(s), split ${s.selection ? 'validation -> test (selection)' : s.split} (${checked.checked})\n`,
+      `layers ${s.layers === 'all' ? 'all' : s.layers.join(',')}, ${s.ratios.length} ratio(s)` +
+      `${s.demoSeeds === undefined ? '' : `, ${Array.isArray(s.demoSeeds) ? s.demoSeeds.length : s.demoSeeds} demonstration draws`}` +
+      `, split ${s.selection ? `validation -> test (selection, ${s.selection.rule} rule)` : s.split} (${checked.checked})\n`,
   );
   return 0;
 }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { CustomTask, DatasetSpec, ModelSpec, Scoring } from '../engine/types.ts';
 import { MODULES, PROTOCOLS, RECIPES } from '../engine/vocabulary.ts';
 import { didYouMean } from '../engine/suggest.ts';
+import type { SelectionRule } from '../analysis/selection.ts';
 
 /** An object schema that refuses unknown keys, naming each with the closest known one. */
 function strict<Shape extends z.ZodRawShape>(shape: Shape) {
@@ -127,10 +128,7 @@ export const selectionRuleSchema = strict({
   .refine((r) => r.rule === 'significant' || (r.level === undefined && r.correction === undefined), {
     message: '"level" and "correction" belong to the significant rule',
   })
-  .transform((r) => (r.rule === 'paper' ? { rule: 'paper' as const } : { rule: 'significant' as const, level: r.level ?? 0.05, correction: r.correction ?? 'holm' }));
-
-export type SelectionRule = z.output<typeof selectionRuleSchema>;
-const PAPER_RULE: SelectionRule = { rule: 'paper' };
+  .transform((r): SelectionRule => (r.rule === 'paper' ? { rule: 'paper' } : { rule: 'significant', level: r.level ?? 0.05, correction: r.correction ?? 'holm' }));
 
 export const sweepSpecSchema = strict({
   name,
@@ -203,7 +201,7 @@ export const sweepSpecSchema = strict({
   .transform(({ scoring, selection, ...spec }) => ({
     ...spec,
     scoring: { ...SCORING_BY_PROTOCOL[spec.protocol], ...scoring } as Scoring,
-    selection: selection === true ? { ...PAPER_RULE } : selection,
+    selection: selection === true ? ({ rule: 'paper' } as SelectionRule) : selection,
   }));
 
 /** What a user writes (defaults optional). */
