@@ -29,7 +29,7 @@ function problems(over: Record<string, unknown>): string[] {
 // sst2's protocol seed is 49, rte's 66 (engine/tasks/builtin).
 const prepared: PreparedSweep = {
   engineVersion: '1.0.0',
-  models: [{ name: 'a', fingerprint: 'fa', numLayers: 2, family: 'llama', modules: ['q_proj', 'all'] }],
+  models: [{ name: 'a', fingerprint: 'fa', numLayers: 2, family: 'llama', modules: ['q_proj', 'all'], weightDtype: 'float32' }],
   datasets: [
     { name: 'd1', fingerprint: 'f1', defaultSeed: 49 },
     { name: 'd2', fingerprint: 'f2', defaultSeed: 66 },

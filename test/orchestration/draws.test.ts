@@ -94,7 +94,7 @@ describe('demonstration draws', () => {
     );
     const prepared: PreparedSweep = {
       engineVersion: ids.engine_version,
-      models: [{ name: 'gpt2-tiny', fingerprint: ids.model_fingerprint, numLayers: 3, family: 'gpt2', modules: ['fc_in'] }],
+      models: [{ name: 'gpt2-tiny', fingerprint: ids.model_fingerprint, numLayers: 3, family: 'gpt2', modules: ['fc_in'], weightDtype: 'float32' }],
       datasets: [{ name: 'sst2-tiny', fingerprint: ids.dataset_fingerprint, defaultSeed: 49 }],
     };
     const seedOf = new Map(cells.map((c) => [c.key, c.seed]));
