@@ -26,6 +26,7 @@ export interface DrawPoint extends SurfaceSourceRow {
   done: number;
   /** Mean accuracy over the draws once every draw is done (null before), with n summed over them. */
   accuracy: number | null;
+  n: number | null;
   sd: number | null;
   lower: number | null;
   upper: number | null;
@@ -122,4 +123,18 @@ export function renderDrawSpread(points: readonly DrawPoint[], confidence = 0.95
     '',
     `sd: standard deviation across draws; CI: interval of the mean over the draws (their spread, never narrower than their examples allow).`,
   ].join('\n') + '\n';
+}
+
+const csvText = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+
+/** Every grid point over its draws as CSV: the mean, spread, range and interval of its accuracy. */
+export function pointsCsv(points: readonly DrawPoint[]): string {
+  const lines = ['model,dataset,module,layer,ratio,split,status,draws,done,mean,sd,min,max,ci_lower,ci_upper,n,seeds'];
+  for (const p of points) {
+    const v = (x: number | null) => (x === null ? '' : String(x));
+    lines.push(
+      [...[p.model, p.dataset, p.module].map(csvText), p.layer, p.ratio, p.split, p.status, p.draws, p.done, v(p.accuracy), v(p.sd), v(p.min), v(p.max), v(p.lower), v(p.upper), v(p.n), csvText(p.seeds.join(' '))].join(','),
+    );
+  }
+  return lines.join('\n') + '\n';
 }

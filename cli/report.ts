@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cellResults, selectionDrawRows, selectionResults, sweepByName, type Db, type SelectionDrawRow } from '../db/queries.ts';
-import { pointsOverDraws, renderDrawSpread } from '../analysis/draw-points.ts';
+import { pointsCsv, pointsOverDraws, renderDrawSpread } from '../analysis/draw-points.ts';
 import { openForReading } from '../db/client.ts';
 import { loadPredictions } from '../analysis/queries.ts';
 import { buildSelectionReports, renderSelectionTable, surfaceJson, type Report, type SurfaceFiles } from '../analysis/report.ts';
@@ -20,11 +20,14 @@ import { renderSurfaceSvg, renderSurfaceText, surfaceFileName, surfacesFromRows,
 
 export const REPORT_USAGE = `Usage: report <sweep> [options]
 
-Prints the sweep's selections as a table shaped like the paper's (task, model, module, layer, ratio
-selected, test accuracy before -> after, Wilson interval of each, exact McNemar p-value,
+Prints the sweep's selections as a table shaped like the paper's (task, model, the selection rule,
+module, layer, ratio selected, validation gain over the unpruned model with its interval and p-value,
+test accuracy before -> after, the interval of each and of the change, the paired test's p-value,
 validation-to-test gap) and its accuracy surfaces (layer x ratio) as text tables, and writes each
 surface of every (model, dataset, module, split) as an SVG heatmap, an SVG of accuracy against the
-clipping rate (one line per layer, the unpruned accuracy dashed) and a CSV file.
+clipping rate (one line per layer, the unpruned accuracy dashed) and a CSV file. With demonstration
+draws (spec demoSeeds) the surfaces are means over them (± their standard deviation), the table says
+how far accuracy moves across draws, and draws.csv gives every grid point's mean, spread and interval.
 
 Options:
   --json               print one JSON object instead of text (selections, statistics, surfaces)
@@ -205,6 +208,14 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
         files.set(s, written);
       }
     }
+    // With demonstration draws: every grid point's mean, spread and interval over them.
+    let pointsFile: string | null = null;
+    if (parsed.csv && points.some((p) => p.draws > 1)) {
+      const dir = parsed.out ?? path.join('reports', safeName(parsed.sweep));
+      await mkdir(dir, { recursive: true });
+      pointsFile = path.join(dir, 'draws.csv');
+      await writeFile(pointsFile, pointsCsv(points));
+    }
 
     const report: Report & { deltaSurfaces?: Report['surfaces'] } = {
       sweep: parsed.sweep,
@@ -227,6 +238,7 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
     }
     const written = [...files.values()].flatMap((f) => [f.svg, f.lines, f.csv]).filter((f): f is string => f !== null);
     if (written.length > 0) parts.push(`Surfaces written (${written.length} files: heatmaps, accuracy-vs-ratio lines, CSV):\n` + written.map((f) => `  ${f}`).join('\n') + '\n');
+    if (pointsFile) parts.push(`Grid points over their demonstration draws (mean, sd, range, ${Math.round(parsed.confidence * 1000) / 10}% interval): ${pointsFile}\n`);
     io.out(parts.join('\n'));
     return 0;
   } catch (err) {

@@ -6,6 +6,7 @@
  * selection_results and cell_draw_summaries over the draws, the report; then the paper's rule on the
  * same grid reusing every validation cell.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellDeltaRows, cellDrawSummaryRows, cellExamples, cellResults, selectionDrawRows, selectionResults, type Db } from '../../db/queries.ts';
@@ -149,6 +150,19 @@ describe('demonstration draws', () => {
     const report = JSON.parse(out);
     expect(report.selections[0]).toMatchObject({ rule: { rule: 'significant', level: 0.9, correction: 'none' }, draws: 3, test: { paired: { draws: 3, test: 'draws-t' } } });
     expect(report.points.find((p: { ratio: number; split: string }) => p.ratio === 0 && p.split === 'validation')).toMatchObject({ draws: 3, done: 3, n: 24 });
+    let text = '';
+    const dir = path.join(suite.tmp, 'report');
+    expect(await runReport(['draws-significant', '--out', dir, '--no-svg'], { out: (t) => (text += t), err: () => {}, db })).toBe(0);
+    expect(text).toContain('Demonstration draws: how far accuracy moves with the demonstrations drawn');
+    expect(text).toContain('mean accuracy over 3 demonstration draws: sweep draws-significant, model gpt2-tiny, dataset sst2-tiny, module fc_in, split validation');
+    const csv = (await readFile(path.join(dir, 'draws.csv'), 'utf8')).trim().split('\n');
+    expect(csv[0]).toBe('model,dataset,module,layer,ratio,split,status,draws,done,mean,sd,min,max,ci_lower,ci_upper,n,seeds');
+    expect(csv.filter((l) => l.includes(',validation,'))).toHaveLength(5);
+    // The unpruned point as the view has it: mean, sd, min, max, interval.
+    const unpruned = points.find((p) => p.ratio === 0)!;
+    const fields = csv.find((l) => l.startsWith('gpt2-tiny,sst2-tiny,none,0,0,validation,done,3,3,'))!.split(',').slice(9, 15).map(Number);
+    const stats = [unpruned.meanAccuracy, unpruned.sdAccuracy, unpruned.minAccuracy, unpruned.maxAccuracy, unpruned.ciLower, unpruned.ciUpper];
+    fields.forEach((v, i) => expect(v).toBeCloseTo(stats[i]!, 7));
   });
 
   it("the paper's rule on the same grid reuses every validation cell", async () => {
