@@ -99,7 +99,6 @@ export interface SelectionDecision {
   bestPruned?: { module: string; layer: number; ratio: number; accuracy: number; gain: { gain: number; lower: number; upper: number; pValue: number; adjustedP: number } | null } | null;
   candidates?: number;
   significant?: number | null;
-  gain?: { adjustedP: number } | null;
 }
 
 export interface Report {
@@ -275,7 +274,7 @@ function table(header: string[], rows: string[][], rightAligned: Set<number>): s
 const signedInterval = (i: { lower: number; upper: number } | null) => (i ? `[${signed(i.lower)}, ${signed(i.upper)}]` : '-');
 
 /** "paper", or "significant 0.05 holm". */
-export function ruleLabel(rule: SelectionReport['rule']): string {
+function ruleLabel(rule: SelectionReport['rule']): string {
   return rule.rule === 'significant' ? `significant ${rule.level ?? ''} ${rule.correction ?? ''}`.trim() : rule.rule;
 }
 
@@ -363,6 +362,7 @@ export function renderSelectionTable(selections: readonly SelectionReport[], opt
     `rule: paper = the best validation accuracy; significant = only a pruned cell whose validation gain over the unpruned model is significant (level, correction), else the unpruned model.`,
     `val gain: the pick's validation accuracy minus the unpruned model's, with its interval and p-value (none when the pick is the unpruned model).`,
     `test acc: the unpruned model (ratio 0) -> the selected cell, on the same test examples. CI: Wilson score interval${withDraws ? '; over several draws, the mean\'s interval from the draws\' spread, never narrower than their examples allow' : ''}.`,
+    `CI change: the interval of the paired change on test (the normal one with one draw; over several draws, from their spread as above).`,
     `test p: exact two-sided McNemar test on the b (only the unpruned model right) / c (only the selected cell right) pairs${withDraws ? '; over several draws, a t test of the mean paired change across draws and examples (b/c summed over draws)' : ''}.`,
     `val-test gap: validation minus test accuracy of the selected cell (positive: the pick looked better on validation).`,
     ...(withDraws ? ['draws: demonstration draws (seeds); accuracies are means over them, n counts the examples of every draw.'] : []),

@@ -212,12 +212,6 @@ export function discordantPairs(baselineCorrect: readonly boolean[], otherCorrec
   return { b, c };
 }
 
-/** McNemar's exact test of two paired correctness vectors. */
-export function mcnemarPaired(baselineCorrect: readonly boolean[], otherCorrect: readonly boolean[]): McNemarResult {
-  const { b, c } = discordantPairs(baselineCorrect, otherCorrect);
-  return mcnemarExact(b, c);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Pairing stored predictions
 // ---------------------------------------------------------------------------------------------
