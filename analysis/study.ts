@@ -12,8 +12,6 @@ export interface StudyPick {
   module: string;
   layer: number;
   ratio: number;
-  /** Mean over the draws the rule judged on. */
-  validationAccuracy: number;
   /** The pick's validation gain over the unpruned model (0 when the pick is the unpruned model). */
   validationGain: number;
   test: Array<{ seed: number | null; baseline: number; selected: number }>;

@@ -123,7 +123,6 @@ async function storedPicks(db: Db, sweeps: readonly string[], io: StudyIo): Prom
         module: s.module,
         layer: s.layer,
         ratio: s.ratio,
-        validationAccuracy: s.validationAccuracy,
         validationGain: s.ratio === 0 ? 0 : (s.validationGain ?? s.validationAccuracy - (s.baselineValidationAccuracy ?? NaN)),
         test: test.map((t) => ({ seed: t.seed, baseline: t.baseline!, selected: t.selected! })),
       });

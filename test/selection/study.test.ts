@@ -17,7 +17,6 @@ const pick = (dataset: string, ratio: number, validationGain: number, test: Arra
   module: ratio === 0 ? 'none' : 'mlp',
   layer: ratio === 0 ? 0 : 29,
   ratio,
-  validationAccuracy: 0.8,
   validationGain,
   test: test.map(([baseline, selected], i) => ({ seed: 42 + i, baseline, selected })),
 });
