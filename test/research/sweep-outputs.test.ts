@@ -122,7 +122,7 @@ describe('a sweep on a Hub-cache model with a task from a task folder', () => {
   });
 
   it('`prompt` says what is wrong with a cell or example it cannot show', async () => {
-    await expect(runPrompt(['research', '--cell', 'mlp/0/0.5', '--example', '0'], io().io)).rejects.toThrow(/matches 2 cells; add --model, --dataset or --split/);
+    await expect(runPrompt(['research', '--cell', 'mlp/0/0.5', '--example', '0'], io().io)).rejects.toThrow(/matches 2 cells; add --model, --dataset, --split or --seed/);
     await expect(runPrompt(['research', '--cell', 'mlp/3/0.5', '--example', '0'], io().io)).rejects.toThrow(/no cell "mlp\/3\/0.5" in this sweep/);
     await expect(runPrompt(['research', '--cell', 'mlp/0/0', '--dataset', 'sst2', '--example', '9999'], io().io)).rejects.toThrow(/has no example 9999; its 6 examples are rows/);
     const usage = io();
