@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CellOutcome } from '../../engine/types.ts';
-import { cellDrawSummaryRows, createDb, linkCells, migrate, pairedCounts, saveCellResult, saveSelections, selectionResults, upsertSweep, type Db } from '../../db/queries.ts';
+import { cellDrawSummaryRows, claimSweep, createDb, linkCells, migrate, pairedCounts, saveCellResult, saveSelections, selectionResults, type Db } from '../../db/queries.ts';
 import { summarizeDraws } from '../../analysis/draws.ts';
 import { createTestDatabase } from '../support/database.ts';
 
@@ -25,6 +25,7 @@ function outcome(n: number, seed: number, correct: (i: number) => boolean, from 
     examples,
     sample: { shots: 2, seed, demonstrations: { split: 'train', rows: [0, 1], labels: [0, 1] }, examplesSplit: 'train' },
     cost: { forwardTokens: 1, promptTokens: 1, demoTokens: 1, seconds: 1, svdSeconds: 0, decompositionCacheHits: 0, decompositionCacheMisses: 0, modelLoadSeconds: 0 },
+    runtime: { executionProvider: 'cpu', weightDtype: 'float32', onnxruntime: '1.30.0' },
   };
 }
 
@@ -38,7 +39,7 @@ const DRAWS = [
 ];
 
 async function fill(db: Db): Promise<void> {
-  await upsertSweep(db, { name: SWEEP, workflowId: 'wf', spec: { name: SWEEP } });
+  await claimSweep(db, { name: SWEEP, workflowId: 'wf', spec: { name: SWEEP } });
   for (const d of DRAWS) {
     const cells = [
       { key: `base-${d.seed}`, module: 'none', layer: 0, ratio: 0, out: outcome(20, d.seed, d.base) },

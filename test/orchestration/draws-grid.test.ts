@@ -3,7 +3,8 @@
  * axis of the grid, keys as without draws, the draws of a pick; and the selection rule option.
  */
 import { describe, expect, it } from 'vitest';
-import { drawSeeds, expandCells, makeCell, pickDraws, type PreparedSweep } from '../../sweepspec/cells.ts';
+import { drawSeeds, makeCell, pickDraws, type PreparedSweep } from '../../sweepspec/cells.ts';
+import { cellAt, expandCells, gridIdentity, gridShape, gridSizeBound } from '../../sweepspec/grid.ts';
 import { checkSpec, type SweepSpec } from '../../sweepspec/schema.ts';
 
 const BASE = {
@@ -83,6 +84,21 @@ describe('the grid over draws', () => {
       'd1/q_proj/0/0.5/7',
       'd1/q_proj/0/0.5/8',
     ]);
+  });
+
+  it('the seed is the innermost axis of the index-addressed grid; its size and identity count the draws', () => {
+    const s = spec({ demoSeeds: [7, 8, 9] });
+    const shape = gridShape(s, prepared, 'validation');
+    expect(shape.size).toBe(2 * (1 + 4) * 3);
+    expect(gridSizeBound(s).cells).toBe(3 * gridSizeBound(spec()).cells);
+    // Index 1 * 3 + 1: the second point (q_proj 0 0.5) of the first dataset, under the second draw.
+    expect(cellAt(s, shape, 4)).toMatchObject({ dataset: 'd1', module: 'q_proj', layer: 0, ratio: 0.5, seed: 8 });
+    expect(cellAt(s, shape, 8)).toMatchObject({ dataset: 'd1', module: 'q_proj', layer: 0, ratio: 0.9, seed: 9 });
+    expect(cellAt(s, shape, 15)).toMatchObject({ dataset: 'd2', module: 'none', seed: 7 });
+    expect(gridIdentity(s, prepared)).not.toBe(gridIdentity(spec({ demoSeeds: [7, 8] }), prepared));
+    // `selection: true` is the paper's rule, and keeps the identity its grids always had.
+    expect(gridIdentity(spec({ selection: true }), prepared)).toBe(gridIdentity(spec({ selection: { rule: 'paper' } }), prepared));
+    expect(gridIdentity(spec({ selection: true }), prepared)).not.toBe(gridIdentity(spec({ selection: { rule: 'significant' } }), prepared));
   });
 
   it('a draw is keyed as a sweep with that seed: stored cells are reused across the two ways of writing it', () => {
