@@ -21,8 +21,11 @@ import { Editor, type EditStats, type WeightEdit } from './edits.ts';
 import { feedName, float32Boundary, selectableLogits, sessionGraph, sharedPastBatch, widenGraph } from './graph.ts';
 import { ioSpec } from './io.ts';
 import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, externalDataFiles, floatTypeOf, type FloatType, fromFloat32, graphOf, type ModelProto, readModelProto, type TensorProto } from './onnx.ts';
+import { LayerStates } from './layer-states.ts';
 import { Edited } from './runs.ts';
 import { createSession, SessionPool, sessionOptions } from './session.ts';
+import { captureGraph, layerCuts, sliceGraph } from './slices.ts';
+import { StateStore } from './states.ts';
 import { loadTokenizer, type ModelTokenizer, readJson } from './tokenizer.ts';
 import { realExternalFolder, WeightStore, type WidenedFile, widenInitializers } from './weight-store.ts';
 import { type Family, familyModules, familyOf, mapWeights, type Sizes, sizesOf, type WeightMap } from './weights.ts';
@@ -56,6 +59,14 @@ export interface LoadOptions {
   cpuMemArena?: boolean;
   /** Compute the vocabulary projection only at the positions a call needs (graph rewrite); default true. */
   selectLogits?: boolean;
+  /** Run a cell whose edits start at layer L >= 1 as layers L..N-1 on top of the unpruned model's hidden
+   *  states entering L, captured once per prompt set (layer-states.ts); default true. */
+  layerSlices?: boolean;
+  /** Captured hidden states kept in memory, in bytes; beyond it they are spilled to <cacheDir>/states;
+   *  default 512 MiB. */
+  maxStatesBytes?: number;
+  /** Spilled states kept on disk, in bytes (whole prompt sets dropped beyond it); default 8 GiB. */
+  maxStatesDiskBytes?: number;
   /** 'float32': 16-bit weights and graphs widened to float32 (default on CPU); 'stored': run in the export's own
    *  types (default on CUDA; on CPU it exercises the 16-bit path where the CPU provider has the kernels). */
   computeIn?: 'float32' | 'stored';
@@ -94,6 +105,11 @@ export interface EditedLM {
   readonly forwardTokens: number;
   /** Padding positions run in batches (not included in forwardTokens). */
   readonly paddingTokens: number;
+  /** The first layer its runs go through: L for a cell run as the slice of layers L..N-1, else 0. */
+  readonly firstLayer: number;
+  /** Tokens run through the unpruned model to capture the hidden states a slice starts from (not included
+   *  in forwardTokens; 0 once a prompt set's states are kept). */
+  readonly capturedTokens: number;
   readonly svdSeconds: number;
   readonly cacheHits: number;
   readonly cacheMisses: number;
@@ -175,6 +191,10 @@ function feedType(graphType: number): number {
   return graphType === DT_BFLOAT16 ? DT_FLOAT : graphType;
 }
 
+/** Session variants besides the whole model: the capture graph, and the slice from a layer ('from 3'). */
+const CAPTURE = 'capture';
+const FROM = 'from ';
+
 export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalLM> {
   const t0 = performance.now();
   const onnxPath = resolve(dir, opts.file ?? 'model.onnx');
@@ -216,19 +236,44 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     options.catch(() => (options = null)); // a failed read is tried again by the next cell
     return options;
   };
-  const pool = new SessionPool(
-    async (fed) => createSession(sessionGraph(model, new Set(fed), feedType), await optionsOnce(), onnxPath, opts.executionProvider),
-    opts.maxSessions ?? 1,
-  );
-
   const sizes = { ...baseSizes, vocab: Number(config.vocab_size) };
-  const cache = sharedCache(opts.cacheDir, opts.decompositionCacheBytes, opts.decompositionDiskBytes);
-  const editor = new Editor(family, baseSizes, map, store, cache);
   const limits = {
     maxLogitsBytes: opts.maxLogitsBytes ?? 64 * 2 ** 20,
     maxBatch: opts.maxBatch ?? 16,
     maxKvBytes: opts.maxKvBytes ?? (cuda ? 4 * 2 ** 30 : 64 * 2 ** 20),
   };
+  const cuts = layerCuts(model, map, sizes.layers);
+  // the graph a session runs: the whole model, the capture graph, or the slice from layer L ('from L')
+  const variantGraph = (variant: string): ModelProto => {
+    if (variant === '') return model;
+    if (variant === CAPTURE) return captureGraph(model, cuts.filter((c): c is string => c !== null));
+    const layer = Number(variant.slice(FROM.length));
+    const presents = io.past.map((p) => p.output).filter((o) => Number(o.split('.')[1]) >= layer);
+    const type = states!.hiddenType === 'float16' ? DT_FLOAT16 : DT_FLOAT;
+    return sliceGraph(model, cuts[layer]!, type, sizes.hidden, [io.logits, ...presents]);
+  };
+  const pool = new SessionPool(
+    async (fed, variant) => createSession(sessionGraph(variantGraph(variant), new Set(fed), feedType), await optionsOnce(), onnxPath, opts.executionProvider),
+    opts.maxSessions ?? 1,
+  );
+  const states =
+    opts.layerSlices === false || !cuts.some((c) => c !== null)
+      ? null
+      : new LayerStates(
+          new StateStore(join(opts.cacheDir, 'states'), {
+            memoryBytes: opts.maxStatesBytes ?? 512 * 2 ** 20,
+            diskBytes: opts.maxStatesDiskBytes ?? 8 * 2 ** 30,
+            promptSets: 8,
+          }),
+          cuts,
+          io,
+          sizes.hidden,
+          limits.maxLogitsBytes,
+          () => pool.acquire([], CAPTURE),
+        );
+
+  const cache = sharedCache(opts.cacheDir, opts.decompositionCacheBytes, opts.decompositionDiskBytes);
+  const editor = new Editor(family, baseSizes, map, store, cache);
   const info: ModelInfo = {
     family,
     numLayers: sizes.layers,
@@ -244,9 +289,30 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     const e0 = performance.now();
     const stats: EditStats = { svdSeconds: 0, hits: 0, misses: 0 };
     const edited = edit ? await editor.edited(edit, stats) : new Map<string, Float32Array>();
-    const lease = await pool.acquire([...edited.keys()]);
     const feeds = weightFeeds(edited, map, graphType);
-    return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, (performance.now() - e0) / 1000, lease.release);
+    const fed = [...edited.keys()];
+    const seconds = () => (performance.now() - e0) / 1000;
+    const lowest = Math.min(...fed.map((name) => map.tensors.get(name)!.layer));
+    if (states && (fed.length === 0 || states.sliceable(lowest))) {
+      // the unpruned model runs the capture graph, keeping the hidden states of what it runs; a cell whose
+      // edits start at layer L >= 1 runs layers L..N-1 from the unpruned model's hidden states entering L
+      const cell = states.open();
+      try {
+        if (fed.length === 0) {
+          const lease = await states.capture();
+          return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, seconds(), lease.release, { states: cell, from: null });
+        }
+        const half = (await cell.hiddenType()) === 'float16';
+        const lease = await pool.acquire(fed, `${FROM}${lowest}`);
+        const from = { layer: lowest, input: cuts[lowest]!, hiddenSize: sizes.hidden, half };
+        return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, seconds(), lease.release, { states: cell, from });
+      } catch (e) {
+        cell.release();
+        throw e;
+      }
+    }
+    const lease = await pool.acquire(fed);
+    return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, seconds(), lease.release);
   }
 
   return {
@@ -259,6 +325,9 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     selectsLogits: selectable,
     computeType,
     runtimeVersion: ort.env.versions.common ?? 'unknown',
-    dispose: () => pool.dispose(),
+    dispose: async () => {
+      states?.store.clear();
+      await pool.dispose();
+    },
   };
 }

@@ -1,24 +1,29 @@
 /**
  * Runs of one edited (or pristine) model: the demonstration prefix once, its past key values reused by
  * batches of queries on top of it (right-padded, attention_mask 0 on padding, position_ids from P), and the
- * logits of only the positions a call needs.
+ * logits of only the positions a call needs. A layer slice (a cell whose edits start at layer L) runs layers
+ * L..N-1 only, from the unpruned model's hidden states entering L (layer-states.ts); the lower layers' past
+ * key values it is fed are the unpruned prefix's.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import { EngineInputError } from '../types.ts';
-import { LOGITS_POSITIONS } from './graph.ts';
-import { intTensor, type IoSpec } from './io.ts';
-import { halfToFloat } from './onnx.ts';
+import { type HiddenFeed, type LogitsMode, type RunResult, runRows } from './batch.ts';
+import type { IoSpec } from './io.ts';
+import type { CellStates } from './layer-states.ts';
 import type { ContinuationHints, EditedLM, PrefillHints, Prefix } from './index.ts';
 import type { EditStats } from './edits.ts';
+import type { Numbers, PromptStates } from './states.ts';
 
 /** Past key values as the runtime returns them: float32, or float16 bit patterns. */
-type KvData = Float32Array | Uint16Array;
+type KvData = Numbers;
 
 interface PrefixImpl extends Prefix {
   ids: number[];
   owner: object;
   /** Past key values of the prefix, batch 1 ([1, kvHeads, P, headDim] each), or null (no past support / empty). */
   past: KvData[] | null;
+  /** A slice's captured states of the prompts run on this prefix. */
+  states: PromptStates | null;
   /** Raw logits at the prefix's last position. */
   lastLogits: Float32Array | null;
   /** Sum of all raw logits over the prefix's positions. */
@@ -34,13 +39,23 @@ export interface RunLimits {
 
 type Visit = (row: number, at: (p: number) => Float32Array, sumRange: (from: number, to: number) => number) => void;
 
-/** Which logits a run returns: the last real position of each row, or every real position. */
-type LogitsMode = 'last' | 'all';
+/**
+ * Runs with captured states: a slice (`from`: its session runs layers from.layer..N-1, fed the hidden state
+ * entering that layer through its graph input `from.input`), or the unpruned model keeping the hidden states
+ * of what it runs for the slices to come (`from` null; its session is the capture graph's).
+ */
+export interface Slicing {
+  states: CellStates;
+  from: { layer: number; input: string; hiddenSize: number; half: boolean } | null;
+}
 
-interface LogitsView {
-  /** Raw logits of row b at position j (within the row as run). */
-  at(b: number, j: number): Float32Array;
-  sum(b: number, from: number, to: number): number;
+interface RunExtras {
+  /** Mode 'all': per row, the first position whose logits are needed (default 0: all of them). */
+  firstPos?: number[];
+  /** A slice's hidden state entering its first layer, per row. */
+  hidden?: (b: number) => Numbers;
+  /** Fetch the hidden states entering every layer (the capture graph). */
+  capture?: boolean;
 }
 
 export class Edited implements EditedLM {
@@ -65,6 +80,7 @@ export class Edited implements EditedLM {
     stats: EditStats,
     readonly editSeconds: number,
     private readonly onRelease: () => void,
+    private readonly slicing: Slicing | null = null,
   ) {
     ({ maxLogitsBytes: this.maxLogitsBytes, maxBatch: this.maxBatch, maxKvBytes: this.maxKvBytes } = limits);
     this.svdSeconds = stats.svdSeconds;
@@ -72,8 +88,17 @@ export class Edited implements EditedLM {
     this.cacheMisses = stats.misses;
   }
 
+  get firstLayer(): number {
+    return this.slicing?.from?.layer ?? 0;
+  }
+
+  get capturedTokens(): number {
+    return this.slicing?.states.capturedTokens ?? 0;
+  }
+
   release(): void {
     this.weightFeeds = {};
+    this.slicing?.states.release();
     this.onRelease();
   }
 
@@ -83,82 +108,59 @@ export class Edited implements EditedLM {
 
   /**
    * One run: rows right-padded to the longest, on top of `past` (batch 1, broadcast to the batch inside the
-   * graph) of length P. `firstPos` (mode 'all'): per row, the first position whose logits are needed
-   * (default 0: all of them).
+   * graph) of length P.
    */
-  private async run(
-    rows: number[][],
-    past: KvData[] | null,
-    P: number,
-    wantPresent: boolean,
-    mode: LogitsMode,
-    firstPos?: number[],
-  ): Promise<{ view: LogitsView; present: KvData[] }> {
-    const B = rows.length;
-    const L = Math.max(...rows.map((r) => r.length));
-    const ids = new Array<number>(B * L).fill(0);
-    const mask = new Array<number>(B * (P + L)).fill(0);
-    const pos = new Array<number>(B * L);
-    const picked: number[] = [];
-    const offsets = new Int32Array(B);
-    const first = (b: number) => (firstPos ? Math.max(0, Math.min(firstPos[b], rows[b].length - 1)) : 0);
-    for (let b = 0; b < B; b++) {
-      const r = rows[b];
-      for (let j = 0; j < L; j++) {
-        ids[b * L + j] = j < r.length ? r[j] : 0;
-        pos[b * L + j] = P + j;
-      }
-      for (let j = 0; j < P + r.length; j++) mask[b * (P + L) + j] = 1;
-      offsets[b] = picked.length;
-      if (mode === 'last') picked.push(b * L + r.length - 1);
-      else for (let j = first(b); j < r.length; j++) picked.push(b * L + j);
+  private async run(rows: number[][], past: KvData[] | null, P: number, wantPresent: boolean, mode: LogitsMode, extras: RunExtras = {}): Promise<RunResult> {
+    const from = this.slicing?.from;
+    let hidden: HiddenFeed | undefined;
+    if (from) {
+      if (!extras.hidden) throw new Error('internal: a slice runs from hidden states');
+      hidden = { input: from.input, size: from.hiddenSize, half: from.half, row: extras.hidden };
+    }
+    const L = Math.max(...rows.map((x) => x.length));
+    for (const r of rows) {
       this.forwardTokens += r.length;
       this.paddingTokens += L - r.length;
     }
-    const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds };
-    feeds.input_ids = intTensor(this.io.idsType, ids, [B, L]);
-    if (this.io.inputs.has('attention_mask')) feeds.attention_mask = intTensor(this.io.maskType, mask, [B, P + L]);
-    if (this.io.inputs.has('position_ids')) feeds.position_ids = intTensor(this.io.posType, pos, [B, L]);
-    if (this.io.inputs.has('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', [P > 0], [1]);
-    if (this.io.selectable) feeds[LOGITS_POSITIONS] = intTensor('int64', picked, [picked.length]);
-    const kv = this.io.kvType;
-    this.io.past.forEach((spec, i) => {
-      const data = past ? past[i] : kv === 'float16' ? new Uint16Array(0) : new Float32Array(0);
-      feeds[spec.input] = new ort.Tensor(kv, data, [1, spec.kvHeads, P, spec.headDim]);
+    const capture = extras.capture ? this.slicing!.states.cutNames() : undefined;
+    const out = await runRows(this.session, this.io, { rows, past, P, wantPresent, mode, firstPos: extras.firstPos, hidden, capture }, this.weightFeeds);
+    this.vocab = out.vocab;
+    return out;
+  }
+
+  /** The prompt set of a prefix: captured for a slice, kept as it runs by the unpruned model. */
+  private async promptSet(ids: number[]): Promise<PromptStates | null> {
+    if (!this.slicing) return null;
+    const pastIds = this.hasPast ? ids : [];
+    return this.slicing.from ? this.slicing.states.prefix(pastIds) : this.slicing.states.promptSet(pastIds);
+  }
+
+  /** A slice's hidden states of prefix positions [from, to) entering its first layer. */
+  private prefixHidden(prefix: PrefixImpl, from: number, to: number): ((b: number) => Numbers) | undefined {
+    const first = this.slicing?.from;
+    if (!first) return undefined;
+    const block = prefix.states!.prefix!.hidden[first.layer];
+    if (!block) throw new Error(`internal: no captured prefix states at layer ${first.layer}`);
+    const states = this.slicing!.states;
+    return () => states.read(block).subarray(from * first.hiddenSize, to * first.hiddenSize);
+  }
+
+  /**
+   * Present key values as a full set: a slice returns those of its own layers; the layers below it keep the
+   * unpruned prefix's (its first `length` positions), which a slice may still be fed (for their shapes).
+   */
+  private completePast(present: (KvData | null)[], prefix: PrefixImpl, length: number): KvData[] {
+    return present.map((p, i) => {
+      if (p) return p;
+      const spec = this.io.past[i];
+      const pristine = this.slicing!.states.read(prefix.states!.prefix!.past[i]);
+      return firstPositions(pristine, spec.kvHeads, prefix.ids.length, spec.headDim, length);
     });
-    const fetches = [this.io.logits, ...(wantPresent ? this.io.past.map((p) => p.output) : [])];
-    const out = await this.session.run(feeds, fetches);
-    const logitsT = out[this.io.logits];
-    const logits = this.io.logitsType === 'float16' ? widen(logitsT.data as Uint16Array) : (logitsT.data as Float32Array);
-    const V = Number(logitsT.dims[logitsT.dims.length - 1]); // trust the graph over config.json's vocab_size
-    this.vocab = V;
-    let view: LogitsView;
-    if (this.io.selectable) {
-      view = {
-        at: (b, j) => {
-          const row = mode === 'last' ? (j === rows[b].length - 1 ? offsets[b] : -1) : j >= first(b) && j < rows[b].length ? offsets[b] + j - first(b) : -1;
-          if (row < 0) throw new Error(`internal: logits of row ${b} position ${j} were not selected`);
-          return logits.subarray(row * V, (row + 1) * V);
-        },
-        sum: (b, from, to) => {
-          if (mode !== 'all' || from < first(b)) throw new Error('internal: a logit sum needs every position');
-          return sum(logits, (offsets[b] + from) * V, (offsets[b] + to) * V);
-        },
-      };
-    } else {
-      view = {
-        at: (b, j) => logits.subarray((b * L + j) * V, (b * L + j + 1) * V),
-        sum: (b, from, to) => {
-          if (from < first(b)) throw new Error('internal: a logit sum needs every position');
-          return sum(logits, (b * L + from) * V, (b * L + to) * V);
-        },
-      };
-    }
-    return { view, present: wantPresent ? this.io.past.map((p) => out[p.output].data as KvData) : [] };
   }
 
   async prefill(ids: number[], hints?: PrefillHints): Promise<Prefix> {
-    const prefix: PrefixImpl = { ids: [...ids], owner: this.token, past: null, lastLogits: null, logitSum: ids.length === 0 ? 0 : null };
+    const prefix: PrefixImpl = { ids: [...ids], owner: this.token, past: null, lastLogits: null, logitSum: ids.length === 0 ? 0 : null, states: null };
+    prefix.states = await this.promptSet(prefix.ids);
     if (ids.length > 0 && this.hasPast) {
       if (hints?.logitSum) {
         // COPA's mean-logit mode: every position's logits, summed as they come, in chunks run on top of the
@@ -168,18 +170,20 @@ export class Edited implements EditedLM {
         let total = 0;
         for (let at = 0; at < ids.length; at += step) {
           const chunk = ids.slice(at, at + step);
-          const { view, present } = await this.run([chunk], past, at, true, 'all');
+          const { view, present } = await this.run([chunk], past, at, true, 'all', { hidden: this.prefixHidden(prefix, at, at + chunk.length) });
           total += view.sum(0, 0, chunk.length);
-          past = present;
+          past = this.slicing?.from ? this.completePast(present, prefix, at + chunk.length) : (present as KvData[]);
           if (at + chunk.length === ids.length) prefix.lastLogits = view.at(0, chunk.length - 1).slice();
         }
         prefix.past = past;
         prefix.logitSum = total;
       } else {
         // only the last position's logits; the prefix's logit sum is computed on demand (without the hint)
-        const { view, present } = await this.run([ids], null, 0, true, 'last');
-        prefix.past = present;
-        prefix.lastLogits = view.at(0, ids.length - 1).slice();
+        const capture = this.slicing !== null && !this.slicing.from && !prefix.states!.prefix;
+        const r = await this.run([ids], null, 0, true, 'last', { hidden: this.prefixHidden(prefix, 0, ids.length), capture });
+        if (capture) this.slicing!.states.keepPrefix(prefix.states!, ids.length, r);
+        prefix.past = this.slicing?.from ? this.completePast(r.present, prefix, ids.length) : (r.present as KvData[]);
+        prefix.lastLogits = r.view.at(0, ids.length - 1).slice();
       }
     }
     return prefix;
@@ -188,7 +192,7 @@ export class Edited implements EditedLM {
   /** The sum of the prefix's raw logits over all its positions (runs the prefix once more, the first time only). */
   private async prefixLogitSum(prefix: PrefixImpl): Promise<void> {
     if (prefix.logitSum !== null || !this.hasPast) return;
-    const { view } = await this.run([prefix.ids], null, 0, false, 'all');
+    const { view } = await this.run([prefix.ids], null, 0, false, 'all', { hidden: this.prefixHidden(prefix, 0, prefix.ids.length) });
     prefix.logitSum = view.sum(0, 0, prefix.ids.length);
   }
 
@@ -196,6 +200,21 @@ export class Edited implements EditedLM {
     const p = prefix as PrefixImpl;
     if (p.owner !== this.token) throw new Error('this prefix was made by another EditedLM (its past key values belong to other weights)');
     return p;
+  }
+
+  /** A slice's hidden states of rows run on the prefix, entering its first layer (captured the first time). */
+  private async rowsHidden(prefix: PrefixImpl, rows: number[][]): Promise<((b: number) => Numbers) | undefined> {
+    const first = this.slicing?.from;
+    if (!first) return undefined;
+    const states = this.slicing!.states;
+    const found = await states.rows(prefix.states!, rows);
+    return (b) => states.rowHidden(found[b], first.layer);
+  }
+
+  /** Whether the unpruned model keeps the states of these rows as it runs them (new rows on a captured prefix). */
+  private capturesRows(prefix: PrefixImpl, rows: number[][]): boolean {
+    const set = prefix.states;
+    return this.slicing !== null && !this.slicing.from && set !== null && set.prefix !== null && this.slicing.states.missing(set, rows).length > 0;
   }
 
   /**
@@ -233,7 +252,10 @@ export class Edited implements EditedLM {
       if (rows.some((r) => r.length === 0)) throw new Error('no position predicts the next token: prefix and query are both empty');
       // nopast + mean logits: the row's prefix positions are needed too, so 'all' covers them
       const firstPos = firstNeeded && batch.map((k) => Math.max(0, start + firstNeeded(k)));
-      const { view } = await this.run(rows, full ? null : prefix.past, full ? 0 : P, false, mode, firstPos);
+      const capture = this.capturesRows(prefix, rows);
+      const r = await this.run(rows, full ? null : prefix.past, full ? 0 : P, false, mode, { firstPos, hidden: await this.rowsHidden(prefix, rows), capture });
+      if (capture) this.slicing!.states.keepRows(prefix.states!, rows, r);
+      const view = r.view;
       if (full && P > 0 && mode === 'all' && !firstPos && prefix.logitSum === null) {
         prefix.logitSum = view.sum(0, 0, P);
         prefix.lastLogits = view.at(0, P - 1).slice();
@@ -290,18 +312,6 @@ export class Edited implements EditedLM {
   }
 }
 
-function widen(halves: Uint16Array): Float32Array {
-  const out = new Float32Array(halves.length);
-  for (let i = 0; i < halves.length; i++) out[i] = halfToFloat(halves[i]);
-  return out;
-}
-
-function sum(a: Float32Array, from: number, to: number): number {
-  let s = 0;
-  for (let i = from; i < to; i++) s += a[i];
-  return s;
-}
-
 function logSumExp(row: Float32Array): number {
   let max = -Infinity;
   for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
@@ -317,3 +327,11 @@ function logSoftmax(row: Float32Array): Float32Array {
   return out;
 }
 
+
+/** The first `length` positions of past key values [1, heads, P, d]. */
+function firstPositions(data: KvData, heads: number, P: number, d: number, length: number): KvData {
+  if (length === P) return data;
+  const out = data instanceof Uint16Array ? new Uint16Array(heads * length * d) : new Float32Array(heads * length * d);
+  for (let h = 0; h < heads; h++) out.set(data.subarray(h * P * d, (h * P + length) * d) as never, h * length * d);
+  return out;
+}

@@ -69,26 +69,27 @@ export interface SessionLease {
 }
 
 /**
- * Sessions by the set of matrices fed as inputs ('' = none: the pristine model), least recently used first.
- * Idle sessions beyond `max` are released before another is created, so with one cell at a time a worker
- * holds one copy of the weights on the device; sessions in use are never released.
+ * Sessions by graph variant ('': the whole model; others name a layer slice or the capture graph) and the set
+ * of matrices fed as inputs (none: the pristine model), least recently used first. Idle sessions beyond
+ * `max` are released before another is created, so with one cell at a time a worker holds one copy of the
+ * weights on the device; sessions in use are never released.
  */
 export class SessionPool {
   private entries = new Map<string, PoolEntry>();
 
   constructor(
-    private readonly create: (fed: string[]) => Promise<ort.InferenceSession>,
+    private readonly create: (fed: string[], variant: string) => Promise<ort.InferenceSession>,
     private readonly max: number,
   ) {}
 
-  async acquire(fed: string[]): Promise<SessionLease> {
-    const key = [...fed].sort().join('\n');
+  async acquire(fed: string[], variant = ''): Promise<SessionLease> {
+    const key = [variant, ...[...fed].sort()].join('\n');
     let entry = this.entries.get(key);
     if (entry) this.entries.delete(key);
     else {
       // registered before anything is awaited, so a concurrent acquire of the same set shares it; the
       // sessions it displaces are released before it is created
-      const session = close(this.dropIdle(this.max - 1)).then(() => this.create(fed));
+      const session = close(this.dropIdle(this.max - 1)).then(() => this.create(fed, variant));
       entry = { session, users: 0 };
       const created = entry;
       session.catch(() => {
