@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MODULES } from './vocabulary.ts';
+import { batchesByLength } from './batches.ts';
 import type { WeightEdit } from './model/index.ts';
 import type { CellsCheck, DatasetSpec, ModelSpec } from './types.ts';
 import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.ts';
@@ -320,14 +321,6 @@ class Lru<V> {
 
 function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cell evaluation aborted');
-}
-
-/** Indices 0..n-1 ordered by length (stable), cut into batches. */
-function batchesByLength(lengths: number[], batchSize: number): number[][] {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
-  const out: number[][] = [];
-  for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
-  return out;
 }
 
 /** The model's context length from config.json (null when it does not say). */

@@ -50,13 +50,16 @@ export interface LoadOptions {
   /** Most queries per run; default 16. */
   maxBatch?: number;
   /** Upper bound of the prefix's past key values expanded to a batch, in bytes (batches are split to fit; at
-   *  least one row); default 64 MiB on CPU, 4 GiB on CUDA. Bounds the runtime's activation memory. */
+   *  least one row); default 512 MiB on CPU, 4 GiB on CUDA. Bounds the runtime's activation memory; every run
+   *  costs about the same fixed time, so a batch split for a smaller bound runs slower. */
   maxKvBytes?: number;
   /** Idle sessions kept (each holds the weights on the device under CUDA); default 1: with one cell at a time,
    *  one copy of the weights. Sessions in use are never dropped. */
   maxSessions?: number;
   /** ONNX Runtime's CPU memory arena (faster, but keeps its high-water mark); default true. */
   cpuMemArena?: boolean;
+  /** ONNX Runtime's intra-op threads spin while waiting for work; default false (see session.ts). */
+  spinning?: boolean;
   /** Compute the vocabulary projection only at the positions a call needs (graph rewrite); default true. */
   selectLogits?: boolean;
   /** Run a cell whose edits start at layer L >= 1 as layers L..N-1 on top of the unpruned model's hidden
@@ -230,6 +233,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
         deviceId: opts.deviceId,
         threads: opts.threads,
         cpuMemArena: opts.cpuMemArena,
+        spinning: opts.spinning,
         externalFolder,
         externalData: widened ? [{ path: widened.path, data: await widened.fill() }] : undefined,
       }))();
@@ -240,7 +244,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const limits = {
     maxLogitsBytes: opts.maxLogitsBytes ?? 64 * 2 ** 20,
     maxBatch: opts.maxBatch ?? 16,
-    maxKvBytes: opts.maxKvBytes ?? (cuda ? 4 * 2 ** 30 : 64 * 2 ** 20),
+    maxKvBytes: opts.maxKvBytes ?? (cuda ? 4 * 2 ** 30 : 512 * 2 ** 20),
   };
   const cuts = layerCuts(model, map, sizes.layers);
   // the graph a session runs: the whole model, the capture graph, or the slice from layer L ('from L')

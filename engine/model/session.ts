@@ -11,6 +11,9 @@ export interface SessionSettings {
   deviceId?: number;
   threads?: number;
   cpuMemArena?: boolean;
+  /** Intra-op threads spin while waiting for work (lower latency on an idle machine, cycles taken from other
+   *  processes on a busy one); default false. */
+  spinning?: boolean;
   /** Folder the graph's external data locations are relative to (the ONNX file's folder). */
   externalFolder: string;
   /** External data files the runtime takes from memory instead of disk (widened 16-bit weights). */
@@ -34,6 +37,7 @@ export function sessionOptions(s: SessionSettings): ort.InferenceSession.Session
         // packed buffers: sessions cost no weight memory of their own and open in milliseconds. Matrices
         // fed as inputs were never pre-packed anyway.
         ...(s.executionProvider === 'cpu' ? { disable_prepacking: '1' } : {}),
+        ...(s.spinning ? {} : { 'intra_op.allow_spinning': '0' }),
       },
     },
   };
