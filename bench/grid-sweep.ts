@@ -1,0 +1,139 @@
+/**
+ * bench/grid.ts --sweep: the grid as a real sweep (the `sweep` workflow on the Temporal server of
+ * TEMPORAL_ADDRESS, a fresh database on the Postgres server of DATABASE_URL, dropped afterwards, and an
+ * in-process worker as `npm run worker` makes it, one cell at a time), with the engine's calls timed, so the
+ * Temporal and database share of the wall time is what the engine did not spend.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { connectTemporal } from '../cli/client.ts';
+import { createDb, migrate } from '../db/client.ts';
+import type { LoadModelFn } from '../engine/evaluate.ts';
+import type { CellOutcome, CellRequest, Engine, EngineOptions, EvaluateOptions } from '../engine/types.ts';
+import type { ModuleName } from '../engine/vocabulary.ts';
+import { workerConfigFromEnv } from '../worker/config.ts';
+import { createSweepWorker } from '../worker/create.ts';
+import type { SweepResult } from '../workflows/sweep.ts';
+import type { GridCell } from './grid.ts';
+import type { StatsRecorder } from './grid-stats.ts';
+
+const DEFAULT_SERVER_URL = 'postgres://postgres:postgres@localhost:5432/postgres';
+
+interface SweepBench {
+  mods: { createEngine(o: EngineOptions & { loadModel?: LoadModelFn }): Engine; ENGINE_VERSION: string };
+  engineOpts: EngineOptions & { loadModel?: LoadModelFn };
+  recorder: StatsRecorder;
+  modelDir: string;
+  grid: { module: ModuleName; layer: number; ratio: number }[];
+  opts: Record<string, string | boolean | undefined>;
+}
+
+async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  c.on('error', () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+/** The engine with every call timed: `busy` is the seconds spent in it; each evaluated cell is recorded. */
+function timedEngine(engine: Engine, recorder: StatsRecorder, cells: GridCell[]): Engine & { busy: number } {
+  const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
+    const t0 = performance.now();
+    try {
+      return await fn(...a);
+    } finally {
+      wrapped.busy += (performance.now() - t0) / 1000;
+    }
+  };
+  const wrapped = {
+    busy: 0,
+    describeModel: timed(engine.describeModel.bind(engine)),
+    describeDataset: timed(engine.describeDataset.bind(engine)),
+    checkCells: timed(engine.checkCells.bind(engine)),
+    close: engine.close.bind(engine),
+    evaluate: timed(async (request: CellRequest, options?: EvaluateOptions): Promise<CellOutcome> => {
+      const from = recorder.cells.length;
+      const outcome = await engine.evaluate(request, options);
+      cells.push({ module: request.module, layer: request.layer, ratio: request.ratio, outcome, stats: recorder.since(from) });
+      return outcome;
+    }),
+  };
+  return wrapped;
+}
+
+export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall: number; extra: Record<string, number | string> }> {
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const name = `bench-grid-${stamp}`;
+  const serverUrl = process.env.DATABASE_URL || DEFAULT_SERVER_URL;
+  const dbName = `icl_bench_grid_${stamp}`.toLowerCase();
+  const cleanup: (() => Promise<unknown>)[] = [];
+  try {
+    await admin(serverUrl, (c) => c.query(`CREATE DATABASE "${dbName}"`));
+    cleanup.push(() => admin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)));
+    const u = new URL(serverUrl);
+    u.pathname = `/${dbName}`;
+    const db = await createDb(u.toString());
+    cleanup.push(() => db.close());
+    await migrate(db);
+    const { client, close } = await connectTemporal();
+    cleanup.push(close);
+
+    const cells: GridCell[] = [];
+    const engine = timedEngine(b.mods.createEngine(b.engineOpts), b.recorder, cells);
+    cleanup.push(() => engine.close());
+    const base = workerConfigFromEnv();
+    const cacheDir = mkdtempSync(join(tmpdir(), 'bench-grid-sweep-'));
+    cleanup.push(async () => rmSync(cacheDir, { recursive: true, force: true }));
+    const worker = await createSweepWorker(
+      { ...base, databaseUrl: u.toString(), taskQueue: name, concurrency: 1, metricsPort: undefined, cacheDir, shutdownGraceSeconds: 5, workerName: name },
+      { engine, engineVersion: b.mods.ENGINE_VERSION, db },
+    );
+    const running = worker.run();
+    cleanup.push(async () => {
+      worker.shutdown();
+      await running.catch(() => {});
+    });
+
+    const layers = [...new Set(b.grid.map((c) => c.layer))];
+    const ratios = String(b.opts.ratios).split(',').map(Number);
+    const perClass = Number(b.opts['per-class']);
+    const spec = {
+      name,
+      models: [{ name: 'model', path: b.modelDir }],
+      datasets: [{ name: 'data', recipe: b.opts.recipe }],
+      modules: [b.grid[0].module],
+      layers,
+      ratios,
+      shots: Number(b.opts.shots),
+      sizes: { validationPerClass: perClass, testPerClass: perClass },
+      split: b.opts.split,
+    };
+    const t0 = performance.now();
+    const result = (await client.workflow.execute('sweep', { taskQueue: name, workflowId: name, args: [spec] })) as SweepResult;
+    const wall = (performance.now() - t0) / 1000;
+    if (result.failed > 0 || cells.length !== b.grid.length) throw new Error(`sweep ${name}: ${JSON.stringify(result)}, ${cells.length} cells evaluated of ${b.grid.length}`);
+    const cellSeconds = cells.reduce((a, c) => a + c.outcome.cost.seconds, 0);
+    return {
+      cells,
+      wall,
+      extra: {
+        sweepWallSeconds: Number(wall.toFixed(1)),
+        sweepCellsPerHour: Math.round((3600 * cells.length) / wall),
+        engineSeconds: Number(engine.busy.toFixed(1)),
+        engineSecondsInCells: Number(cellSeconds.toFixed(1)),
+        // what the engine did not spend: workflow tasks, activity dispatch, database writes and reads
+        temporalAndDatabaseShare: Number(((wall - engine.busy) / wall).toFixed(3)),
+      },
+    };
+  } finally {
+    for (const fn of cleanup.reverse()) await fn().catch((err) => console.error('cleanup:', (err as Error).message));
+  }
+}
