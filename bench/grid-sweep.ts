@@ -102,7 +102,7 @@ export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall
       await running.catch(() => {});
     });
 
-    const layers = [...new Set(b.grid.map((c) => c.layer))];
+    const layers = [...new Set(b.grid.filter((c) => c.ratio > 0).map((c) => c.layer))];
     const ratios = String(b.opts.ratios).split(',').map(Number);
     const perClass = Number(b.opts['per-class']);
     const spec = {

@@ -134,9 +134,14 @@ export class StateStore {
     this.folder = null;
   }
 
-  /** Drops the least recently used sets not in use while there are too many or the spill folder is too big. */
+  /**
+   * Drops the least recently used sets not in use while there are too many or the spill folder is too big;
+   * the most recently used set stays whatever its size (dropping it would only make the next cell capture it
+   * again).
+   */
   private trimSets(): void {
-    for (const set of [...this.sets.values()]) {
+    const sets = [...this.sets.values()];
+    for (const set of sets.slice(0, -1)) {
       if (this.sets.size <= this.limits.promptSets && this.disk <= this.limits.diskBytes) break;
       if (set.users === 0) this.drop(set);
     }
