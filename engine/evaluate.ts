@@ -15,7 +15,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MODULES } from './vocabulary.ts';
-import { batchesByLength } from './batches.ts';
 import type { WeightEdit } from './model/index.ts';
 import type { CellsCheck, DatasetSpec, ModelSpec } from './types.ts';
 import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.ts';
@@ -86,7 +85,8 @@ export type LoadModelFn = (
 
 /** Options beyond the contract's EngineOptions. */
 export interface EngineTuning {
-  /** Queries (or multiple-choice candidates) per model call; default 16. */
+  /** Queries (or multiple-choice candidates) per model call (the model layer plans its own runs within a
+   *  call; calls are where progress is reported and an abort is seen); default 64. */
   batchSize?: number;
   /** Rows tokenized between two yields to the event loop; default 64. */
   tokenizeChunk?: number;
@@ -323,6 +323,14 @@ function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('cell evaluation aborted');
 }
 
+/** Indices 0..n-1 ordered by length (stable), cut into model calls. */
+function batchesByLength(lengths: number[], batchSize: number): number[][] {
+  const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const out: number[][] = [];
+  for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
+  return out;
+}
+
 /** The model's context length from config.json (null when it does not say). */
 async function maxPositions(dir: string): Promise<number | null> {
   try {
@@ -364,7 +372,7 @@ export class IclEngine implements Engine {
 
   constructor(opts: EngineOptions & EngineTuning) {
     if (!Number.isInteger(opts.maxModels) || opts.maxModels < 1) throw new EngineInputError(`maxModels must be >= 1, got ${opts.maxModels}`, 'maxModels');
-    this.batchSize = Math.max(1, Math.floor(opts.batchSize ?? 16));
+    this.batchSize = Math.max(1, Math.floor(opts.batchSize ?? 64));
     this.executionProvider = opts.executionProvider;
     this.tokenizeChunk = Math.max(1, Math.floor(opts.tokenizeChunk ?? 64));
     this.locate = opts.locateModel ?? ((model) => locateModel(model));
@@ -378,7 +386,6 @@ export class IclEngine implements Engine {
         decompositionCacheBytes: opts.decompositionCacheBytes,
         file: at.file,
         decompositionDiskBytes: opts.decompositionDiskBytes,
-        maxBatch: this.batchSize,
       } as Parameters<LoadModelFn>[1]);
     };
     this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);

@@ -9,7 +9,7 @@ import {
   type ValueInfoProto,
 } from './onnx.ts';
 
-function tensorInfo(name: string, elemType: number, dims: (number | string)[]): ValueInfoProto {
+export function tensorInfo(name: string, elemType: number, dims: (number | string)[]): ValueInfoProto {
   return onnx.ValueInfoProto.create({
     name,
     type: onnx.TypeProto.create({

@@ -22,6 +22,7 @@ import { feedName, float32Boundary, selectableLogits, sessionGraph, sharedPastBa
 import { ioSpec } from './io.ts';
 import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, externalDataFiles, floatTypeOf, type FloatType, fromFloat32, graphOf, type ModelProto, readModelProto, type TensorProto } from './onnx.ts';
 import { LayerStates } from './layer-states.ts';
+import { feedMask, maskTensor, probeMask } from './mask.ts';
 import { Edited } from './runs.ts';
 import { createSession, SessionPool, sessionOptions } from './session.ts';
 import { captureGraph, layerCuts, sliceGraph } from './slices.ts';
@@ -62,6 +63,9 @@ export interface LoadOptions {
   spinning?: boolean;
   /** Compute the vocabulary projection only at the positions a call needs (graph rewrite); default true. */
   selectLogits?: boolean;
+  /** Lay several queries side by side in one row of a batch where the graph's attention mask can be fed
+   *  (mask.ts); default true. */
+  packSequences?: boolean;
   /** Run a cell whose edits start at layer L >= 1 as layers L..N-1 on top of the unpruned model's hidden
    *  states entering L, captured once per prompt set (layer-states.ts); default true. */
   layerSlices?: boolean;
@@ -136,6 +140,9 @@ export interface CausalLM {
   readonly cache: DecompositionCache;
   /** Whether runs compute the vocabulary projection only at the positions they need. */
   readonly selectsLogits: boolean;
+  /** Whether runs lay several sequences side by side in a row (the graph's attention mask is fed; known once
+   *  a first session is made). */
+  readonly packsSequences: boolean;
   /** The float type the runtime computes the weights in: their own (CUDA), or float32 where the provider lacks
    *  16-bit kernels (CPU). */
   readonly computeType: string;
@@ -254,12 +261,25 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     const layer = Number(variant.slice(FROM.length));
     const presents = io.past.map((p) => p.output).filter((o) => Number(o.split('.')[1]) >= layer);
     const type = states!.hiddenType === 'float16' ? DT_FLOAT16 : DT_FLOAT;
-    return sliceGraph(model, cuts[layer]!, type, sizes.hidden, [io.logits, ...presents]);
+    return sliceGraph(model, [io.logits, ...presents], { name: cuts[layer]!, elemType: type, hidden: sizes.hidden });
   };
-  const pool = new SessionPool(
-    async (fed, variant) => createSession(sessionGraph(variantGraph(variant), new Set(fed), feedType), await optionsOnce(), onnxPath, opts.executionProvider),
-    opts.maxSessions ?? 1,
-  );
+  // the attention mask fed instead of computed, once, before the first session: every graph variant takes it
+  const maskAt = opts.packSequences === false ? null : maskTensor(model, sizes.layers);
+  let maskReady: Promise<void> | null = null;
+  const prepareMask = async () => {
+    maskReady ??= (async () => {
+      const fed = maskAt ? await probeMask(model, maskAt, io, await optionsOnce()).catch(() => null) : null;
+      if (fed) {
+        feedMask(model, maskAt!, fed);
+        io.mask = fed;
+      }
+    })();
+    return maskReady;
+  };
+  const pool = new SessionPool(async (fed, variant) => {
+    await prepareMask();
+    return createSession(sessionGraph(variantGraph(variant), new Set(fed), feedType), await optionsOnce(), onnxPath, opts.executionProvider);
+  }, opts.maxSessions ?? 1);
   const states =
     opts.layerSlices === false || !cuts.some((c) => c !== null)
       ? null
@@ -272,7 +292,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
           cuts,
           io,
           sizes.hidden,
-          limits.maxLogitsBytes,
+          limits,
           () => pool.acquire([], CAPTURE),
         );
 
@@ -327,6 +347,9 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     loadSeconds,
     cache,
     selectsLogits: selectable,
+    get packsSequences() {
+      return io.mask !== null;
+    },
     computeType,
     runtimeVersion: ort.env.versions.common ?? 'unknown',
     dispose: async () => {

@@ -4,6 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { EngineInputError } from '../types.ts';
+import type { FedMask } from './mask.ts';
 import { DT_FLOAT, DT_FLOAT16, graphOf, type ModelProto, toNum } from './onnx.ts';
 
 interface PastSpec {
@@ -28,6 +29,8 @@ export interface IoSpec {
   logitsType: FeedFloat;
   /** The graph takes logits_positions and returns logits [N, V] for those flat positions only. */
   selectable: boolean;
+  /** The attention mask is fed (several sequences share a row); set when the first session is made. */
+  mask: FedMask | null;
 }
 
 function floatType(elemType: number | null | undefined, what: string, path: string): FeedFloat {
@@ -72,7 +75,13 @@ export function ioSpec(model: ModelProto, path: string): IoSpec {
     logits: 'logits',
     logitsType: floatType(logits.type?.tensorType?.elemType, 'the logits output', path),
     selectable: names.has('logits_positions'),
+    mask: null,
   };
+}
+
+/** Bytes of the past key values of one position (every layer, key and value). */
+export function kvBytesPerPosition(io: IoSpec): number {
+  return io.past.reduce((a, p) => a + p.kvHeads * p.headDim * (io.kvType === 'float16' ? 2 : 4), 0);
 }
 
 export function intTensor(type: 'int64' | 'int32', values: number[] | Int32Array, dims: number[]): ort.Tensor {

@@ -7,7 +7,9 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { type RunResult, runRows } from './batch.ts';
-import type { IoSpec } from './io.ts';
+import { type IoSpec, kvBytesPerPosition } from './io.ts';
+import { planRuns } from './plan.ts';
+import type { RunLimits } from './runs.ts';
 import type { SessionLease } from './session.ts';
 import { type Block, idsKey, type Numbers, type PromptStates, type RowStates, type StateStore } from './states.ts';
 
@@ -21,8 +23,8 @@ export class LayerStates {
     readonly cuts: (string | null)[],
     readonly io: IoSpec,
     readonly hiddenSize: number,
-    /** Bound of one capture run's captured states, in bytes (rows are split to fit). */
-    readonly maxRunBytes: number,
+    /** Bounds of one run; a capture run's captured states count as its logits. */
+    readonly limits: RunLimits,
     private readonly acquireCapture: () => Promise<SessionLease>,
   ) {}
 
@@ -88,7 +90,7 @@ export class CellStates {
   async prefix(pastIds: number[]): Promise<PromptStates> {
     const set = this.promptSet(pastIds);
     if (!set.prefix) {
-      const spec = { rows: [pastIds], past: null, P: 0, wantPresent: true, mode: 'last' as const, capture: this.cutNames() };
+      const spec = { seqs: [pastIds], past: null, P: 0, wantPresent: true, mode: 'last' as const, capture: this.cutNames() };
       this.capturedTokens += pastIds.length;
       this.keepPrefix(set, pastIds.length, await runRows(await this.session(), this.states.io, spec));
     }
@@ -121,17 +123,27 @@ export class CellStates {
   /** Each row's states on top of the set's prefix, capturing those not seen before (empty rows excluded). */
   async rows(set: PromptStates, rows: number[][]): Promise<RowStates[]> {
     const todo = this.missing(set, rows);
-    const { hiddenSize, maxRunBytes, io, store } = this.states;
-    const cutCount = this.cutNames().length;
-    while (todo.length > 0) {
-      // rows per capture run so its captured states stay under the bound (at least one row)
-      const longest = Math.max(...todo.map((r) => r.length));
-      const batch = todo.splice(0, Math.max(1, Math.floor(maxRunBytes / (longest * hiddenSize * 4 * cutCount))));
-      const prefix = set.prefix!;
-      const past = prefix.length > 0 ? prefix.past.map((b) => store.read(b)) : null;
-      const spec = { rows: batch, past, P: prefix.length, wantPresent: false, mode: 'last' as const, capture: this.cutNames() };
-      this.capturedTokens += batch.reduce((a, r) => a + r.length, 0);
-      this.keepRows(set, batch, await runRows(await this.session(), io, spec));
+    const { hiddenSize, limits, io, store } = this.states;
+    const P = set.prefix!.length;
+    const past = P > 0 ? set.prefix!.past.map((b) => store.read(b)) : null;
+    const runs = planRuns({
+      lengths: todo.map((r) => r.length),
+      logitPositions: todo.map(() => 1),
+      packed: io.mask !== null && P > 0,
+      past: P,
+      kvBytesPerPosition: P > 0 ? kvBytesPerPosition(io) : 0,
+      // the captured states of every position, against the logits bound
+      logitsBytesPerPosition: hiddenSize * 4 * this.cutNames().length,
+      selectable: false,
+      maxRows: limits.maxBatch,
+      maxKvBytes: limits.maxKvBytes,
+      maxLogitsBytes: limits.maxLogitsBytes,
+    });
+    for (const run of runs) {
+      const seqs = run.seqs.map((i) => todo[i]);
+      const spec = { seqs, pack: run.pack, past, P, wantPresent: false, mode: 'last' as const, capture: this.cutNames() };
+      this.capturedTokens += seqs.reduce((a, r) => a + r.length, 0);
+      this.keepRows(set, seqs, await runRows(await this.session(), io, spec));
     }
     return rows.map((r) => set.rows.get(idsKey(r)) ?? { blocks: [], offset: 0, length: 0 });
   }
@@ -152,7 +164,8 @@ export class CellStates {
       const packed = all instanceof Uint16Array ? new Uint16Array(total * h) : new Float32Array(total * h);
       let at = 0;
       for (const b of kept.values()) {
-        packed.set(all.subarray(b * r.width * h, (b * r.width + rows[b].length) * h) as never, at * h);
+        const { row, offset } = r.places[b];
+        packed.set(all.subarray((row * r.width + offset) * h, (row * r.width + offset + rows[b].length) * h) as never, at * h);
         at += rows[b].length;
       }
       return store.add(set, packed);

@@ -8,7 +8,8 @@
 import type * as ort from 'onnxruntime-node';
 import { EngineInputError } from '../types.ts';
 import { type HiddenFeed, type LogitsMode, type RunResult, runRows } from './batch.ts';
-import type { IoSpec } from './io.ts';
+import { planRuns, type Run } from './plan.ts';
+import { type IoSpec, kvBytesPerPosition } from './io.ts';
 import type { CellStates } from './layer-states.ts';
 import type { ContinuationHints, EditedLM, PrefillHints, Prefix } from './index.ts';
 import type { EditStats } from './edits.ts';
@@ -50,10 +51,12 @@ export interface Slicing {
 }
 
 interface RunExtras {
-  /** Mode 'all': per row, the first position whose logits are needed (default 0: all of them). */
+  /** Mode 'all': per sequence, the first position whose logits are needed (default 0: all of them). */
   firstPos?: number[];
-  /** A slice's hidden state entering its first layer, per row. */
-  hidden?: (b: number) => Numbers;
+  /** A slice's hidden state entering its first layer, per sequence. */
+  hidden?: (q: number) => Numbers;
+  /** The sequences of each row, side by side (default: one per row). */
+  pack?: number[][];
   /** Fetch the hidden states entering every layer (the capture graph). */
   capture?: boolean;
 }
@@ -115,15 +118,13 @@ export class Edited implements EditedLM {
     let hidden: HiddenFeed | undefined;
     if (from) {
       if (!extras.hidden) throw new Error('internal: a slice runs from hidden states');
-      hidden = { input: from.input, size: from.hiddenSize, half: from.half, row: extras.hidden };
-    }
-    const L = Math.max(...rows.map((x) => x.length));
-    for (const r of rows) {
-      this.forwardTokens += r.length;
-      this.paddingTokens += L - r.length;
+      hidden = { input: from.input, size: from.hiddenSize, half: from.half, seq: extras.hidden };
     }
     const capture = extras.capture ? this.slicing!.states.cutNames() : undefined;
-    const out = await runRows(this.session, this.io, { rows, past, P, wantPresent, mode, firstPos: extras.firstPos, hidden, capture }, this.weightFeeds);
+    const out = await runRows(this.session, this.io, { seqs: rows, pack: extras.pack, past, P, wantPresent, mode, firstPos: extras.firstPos, hidden, capture }, this.weightFeeds);
+    const tokens = rows.reduce((a, r) => a + r.length, 0);
+    this.forwardTokens += tokens;
+    this.paddingTokens += out.width * (extras.pack ?? rows).length - tokens;
     this.vocab = out.vocab;
     return out;
   }
@@ -224,53 +225,55 @@ export class Edited implements EditedLM {
    */
   private async forEach(prefix: PrefixImpl, seqs: number[][], mode: LogitsMode, visit: Visit, firstNeeded?: (k: number) => number): Promise<void> {
     const P = prefix.ids.length;
-    const order = seqs.map((_, i) => i).sort((a, b) => seqs[b].length - seqs[a].length);
     const full = !this.hasPast;
     const start = full ? P : 0;
     const fromPrefix = (p: number): Float32Array => {
       if (p === -1 && prefix.lastLogits) return prefix.lastLogits;
       throw new Error('no position predicts the first token: prefix and query are both empty');
     };
-    let i = 0;
-    while (i < order.length) {
-      if (!full && seqs[order[i]].length === 0) {
-        // nothing to run: only the prefix's last logits are asked for
-        visit(order[i++], fromPrefix, () => 0);
-        continue;
-      }
-      const L = start + seqs[order[i]].length;
-      const perRow = Math.max(1, (mode === 'all' ? L : 1) * this.vocab * 4);
-      const kvBytes = this.io.kvType === 'float16' ? 2 : 4;
-      const kvPerRow = full ? 0 : this.io.past.reduce((a, sp) => a + sp.kvHeads * sp.headDim * kvBytes, 0) * (P + L);
-      const byKv = kvPerRow > 0 ? Math.floor(this.maxKvBytes / kvPerRow) : Infinity;
-      const B = Math.max(1, Math.min(this.maxBatch, Math.floor(this.maxLogitsBytes / perRow), byKv, order.length - i));
-      const chunk = order.slice(i, i + B);
-      i += B;
-      const batch = chunk.filter((k) => full || seqs[k].length > 0);
-      for (const k of chunk) if (!batch.includes(k)) visit(k, fromPrefix, () => 0);
-      const rows = batch.map((k) => (full ? [...prefix.ids, ...seqs[k]] : seqs[k]));
-      if (rows.some((r) => r.length === 0)) throw new Error('no position predicts the next token: prefix and query are both empty');
-      // nopast + mean logits: the row's prefix positions are needed too, so 'all' covers them
-      const firstPos = firstNeeded && batch.map((k) => Math.max(0, start + firstNeeded(k)));
-      const capture = this.capturesRows(prefix, rows);
-      const r = await this.run(rows, full ? null : prefix.past, full ? 0 : P, false, mode, { firstPos, hidden: await this.rowsHidden(prefix, rows), capture });
-      if (capture) this.slicing!.states.keepRows(prefix.states!, rows, r);
+    // an empty query on a past runs nothing: only the prefix's last logits are asked for
+    const todo = seqs.map((_, k) => k).filter((k) => full || seqs[k].length > 0);
+    for (const k of seqs.keys()) if (!full && seqs[k].length === 0) visit(k, fromPrefix, () => 0);
+    const rows = todo.map((k) => (full ? [...prefix.ids, ...seqs[k]] : seqs[k]));
+    if (rows.some((r) => r.length === 0)) throw new Error('no position predicts the next token: prefix and query are both empty');
+    // nopast + mean logits: the row's prefix positions are needed too, so 'all' covers them
+    const firstPos = firstNeeded && todo.map((k) => Math.max(0, start + firstNeeded(k)));
+    for (const run of this.plan(rows, full ? 0 : P, mode, firstPos)) {
+      const runRows = run.seqs.map((i) => rows[i]);
+      const runFirst = firstPos && run.seqs.map((i) => firstPos[i]);
+      const capture = this.capturesRows(prefix, runRows);
+      const extras = { firstPos: runFirst, hidden: await this.rowsHidden(prefix, runRows), capture, pack: run.pack };
+      const r = await this.run(runRows, full ? null : prefix.past, full ? 0 : P, false, mode, extras);
+      if (capture) this.slicing!.states.keepRows(prefix.states!, runRows, r);
       const view = r.view;
       if (full && P > 0 && mode === 'all' && !firstPos && prefix.logitSum === null) {
         prefix.logitSum = view.sum(0, 0, P);
         prefix.lastLogits = view.at(0, P - 1).slice();
       }
-      batch.forEach((k, b) => {
+      run.seqs.forEach((i, q) => {
         visit(
-          k,
-          (p) => {
-            const q = start + p;
-            return q >= 0 ? view.at(b, q) : fromPrefix(p);
-          },
-          (from, to) => view.sum(b, start + from, start + to),
+          todo[i],
+          (p) => (start + p >= 0 ? view.at(q, start + p) : fromPrefix(p)),
+          (from, to) => view.sum(q, start + from, start + to),
         );
       });
     }
+  }
+
+  /** The runs of one call's rows on a past of P (plan.ts), within this model's bounds. */
+  private plan(rows: number[][], P: number, mode: LogitsMode, firstPos?: number[]): Run[] {
+    return planRuns({
+      lengths: rows.map((r) => r.length),
+      logitPositions: rows.map((r, i) => (mode === 'last' ? 1 : r.length - (firstPos?.[i] ?? 0))),
+      packed: this.io.mask !== null && P > 0,
+      past: P,
+      kvBytesPerPosition: P > 0 ? kvBytesPerPosition(this.io) : 0,
+      logitsBytesPerPosition: this.vocab * 4,
+      selectable: this.io.selectable,
+      maxRows: this.maxBatch,
+      maxKvBytes: this.maxKvBytes,
+      maxLogitsBytes: this.maxLogitsBytes,
+    });
   }
 
   async nextTokenLogprobs(prefix: Prefix, queries: number[][]): Promise<Float32Array[]> {

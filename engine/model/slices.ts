@@ -9,6 +9,7 @@
  * by the data flow from their prunable matrices, so shared tensors the graph computes once from its inputs
  * (the causal mask, rotary tables, past lengths) are recomputed in every slice, never taken from a capture.
  */
+import { tensorInfo } from './graph.ts';
 import { type GraphProto, graphOf, type ModelProto, type NodeProto, onnx, type TensorProto, type ValueInfoProto } from './onnx.ts';
 import type { WeightMap } from './weights.ts';
 
@@ -86,14 +87,23 @@ export function captureGraph(model: ModelProto, cuts: string[]): ModelProto {
   return withGraph(model, { output: outputs });
 }
 
+/** The hidden state a slice starts from: the tensor, its element type and the hidden size. */
+export interface SliceStart {
+  name: string;
+  elemType: number;
+  hidden: number;
+}
+
 /**
- * The part of the model that computes `outputs` given the tensor `cut` as a graph input of element type
- * `elemType` and shape [batch, sequence, hidden]: the nodes the outputs need, stopping at the cut; the
- * graph inputs and initializers they read; nothing else (the lower layers' weights are not even read).
+ * The part of the model that computes `outputs` (graph outputs, or any tensors: they become outputs),
+ * given `start` (if any) as a graph input of shape [batch, sequence, hidden]: the nodes the outputs need,
+ * stopping at the start; the graph inputs and initializers they read; nothing else (the lower layers'
+ * weights are not even read).
  */
-export function sliceGraph(model: ModelProto, cut: string, elemType: number, hidden: number, outputs: string[]): ModelProto {
+export function sliceGraph(model: ModelProto, outputs: string[], start: SliceStart | null = null): ModelProto {
   const g = graphOf(model);
   const nodes = g.node as NodeProto[];
+  const cut = start?.name;
   const needed = new Set(outputs);
   const kept: NodeProto[] = [];
   for (let i = nodes.length - 1; i >= 0; i--) {
@@ -103,22 +113,13 @@ export function sliceGraph(model: ModelProto, cut: string, elemType: number, hid
     for (const x of node.input) if (x !== cut) needed.add(x);
   }
   kept.reverse();
-  const wanted = new Set(outputs);
-  const input = onnx.ValueInfoProto.create({
-    name: cut,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: [{ dimParam: 'batch_size' }, { dimParam: 'sequence_length' }, { dimValue: hidden }].map((d) => onnx.TensorShapeProto.Dimension.create(d)),
-        }),
-      }),
-    }),
-  });
+  const declared = new Map((g.output as ValueInfoProto[]).map((o) => [o.name ?? '', o]));
+  const inputs = (g.input as ValueInfoProto[]).filter((i) => needed.has(i.name ?? ''));
+  if (start) inputs.push(tensorInfo(start.name, start.elemType, ['batch_size', 'sequence_length', start.hidden]));
   return withGraph(model, {
     node: kept,
-    input: [...(g.input as ValueInfoProto[]).filter((i) => needed.has(i.name ?? '')), input],
-    output: (g.output as ValueInfoProto[]).filter((o) => wanted.has(o.name ?? '')),
+    input: inputs,
+    output: outputs.map((name) => declared.get(name) ?? onnx.ValueInfoProto.create({ name })),
     initializer: (g.initializer as TensorProto[]).filter((t) => needed.has(t.name)),
     valueInfo: (g.valueInfo as ValueInfoProto[]).filter((v) => needed.has(v.name ?? '') && v.name !== cut),
   });
