@@ -13,7 +13,7 @@
  *   npm run bench:grid -- --engine ../other-checkout     # another checkout's engine, for a before/after in one window
  *   npm run bench:grid -- --sweep                        # through a real sweep (TEMPORAL_ADDRESS, DATABASE_URL)
  *   options: --model DIR --recipe NAME --split test|validation --shots N --per-class N --module M --layers L,L|all
- *            --ratios R,R --threads N --batch N --no-slices --json FILE
+ *            --ratios R,R --threads N --batch N (queries per model call; default: the engine's) --no-slices --json FILE
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ const { values: opts } = parseArgs({
     layers: { type: 'string', default: '0,15,29' },
     ratios: { type: 'string', default: '0,0.1,0.5,0.9' },
     threads: { type: 'string' },
-    batch: { type: 'string', default: '16' },
+    batch: { type: 'string' },
     engine: { type: 'string' },
     'no-slices': { type: 'boolean', default: false },
     sweep: { type: 'boolean', default: false },
@@ -150,7 +150,7 @@ async function main(): Promise<void> {
     maxModels: 1,
     decompositionCacheBytes: 2 ** 31,
     threads: opts.threads ? Number(opts.threads) : undefined,
-    batchSize: Number(opts.batch),
+    batchSize: opts.batch ? Number(opts.batch) : undefined, // else each engine's own default
     loadModel: recorder.wrap(baseLoad),
   };
   const label = `${opts.engine ? `engine of ${root}` : 'this checkout'} (engine ${mods.ENGINE_VERSION})${opts['no-slices'] ? ', layer slices off' : ''}`;
