@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { connectTemporal } from '../cli/client.ts';
 import { createDb, migrate } from '../db/client.ts';
@@ -19,6 +18,7 @@ import { createSweepWorker } from '../worker/create.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import type { GridCell } from './grid.ts';
 import type { StatsRecorder } from './grid-stats.ts';
+import { admin } from './pg-admin.ts';
 
 const DEFAULT_SERVER_URL = 'postgres://postgres:postgres@localhost:5432/postgres';
 
@@ -29,17 +29,6 @@ interface SweepBench {
   modelDir: string;
   grid: { module: ModuleName; layer: number; ratio: number }[];
   opts: Record<string, string | boolean | undefined>;
-}
-
-async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
 }
 
 /** The engine with every call timed: `busy` is the seconds spent in it; each evaluated cell is recorded. */

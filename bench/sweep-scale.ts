@@ -26,7 +26,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { createDb, migrate, queryRows } from '../db/client.ts';
@@ -34,6 +33,7 @@ import { connectTemporal } from '../cli/client.ts';
 import { workerConfigFromEnv } from '../worker/config.ts';
 import { createSweepWorker, type SweepWorker } from '../worker/create.ts';
 import type { SweepProgress, SweepResult } from '../workflows/sweep.ts';
+import { admin } from './pg-admin.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DEFAULT_SERVER_URL = 'postgres://postgres:postgres@localhost:5432/postgres';
@@ -105,17 +105,6 @@ function gridFor(n: number): Grid {
   const ratios = Array.from({ length: best.r }, (_, i) => Number(((i + 1) / (best.r + 1)).toFixed(6)));
   if (new Set(ratios).size !== ratios.length || ratios.some((x) => x <= 0 || x >= 1)) throw new Error(`ratios not distinct for R = ${best.r}`);
   return { modules: MODULES.slice(0, best.m), layers: LAYERS.slice(0, best.l), ratios: best.baseline ? [0, ...ratios] : ratios, baseline: best.baseline };
-}
-
-async function admin<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
 }
 
 const fmt = (x: number, d = 1) => x.toFixed(d);

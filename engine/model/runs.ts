@@ -330,7 +330,6 @@ function logSoftmax(row: Float32Array): Float32Array {
   return out;
 }
 
-
 /** The first `length` positions of past key values [1, heads, P, d]. */
 function firstPositions(data: KvData, heads: number, P: number, d: number, length: number): KvData {
   if (length === P) return data;

@@ -2,7 +2,7 @@
  * Queries side by side in one row (the graph's attention mask fed by the engine) against one query per
  * row: the same predictions and log-probs (within 1e-5) on every fixture family, every call shape.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,13 +10,8 @@ import { loadModel, type WeightEdit } from '../../engine/model/index.ts';
 import { type FedMask, maskFeed, maskTensor } from '../../engine/model/mask.ts';
 import { graphOf, readModelProto } from '../../engine/model/onnx.ts';
 import { nodeLayer } from '../../engine/model/slices.ts';
+import { DIRS, EP, MODELS, refs, SELF_TOL } from '../support/fixture-models.ts';
 import { maxDiff } from '../support/max-diff.ts';
-
-const MODELS = join(import.meta.dirname, '../fixtures/models');
-const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8'));
-const EP = (process.env.ICL_TEST_EXECUTION_PROVIDER ?? 'cpu') as 'cpu' | 'cuda';
-const SELF_TOL = EP === 'cpu' ? 1e-5 : Number(process.env.ICL_TEST_TOLERANCE ?? 1e-4);
-const DIRS = ['gpt2', 'gpt2-nopast', 'llama', 'llama-nopast', 'gpt_neox', 'gpt_neox-nopast', 'gptj', 'gptj-nopast', 'gptj-fp16'];
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'icl-packing-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));

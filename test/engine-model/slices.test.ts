@@ -3,7 +3,7 @@
  * the unpruned model's captured hidden states, and must give the full path's predictions and log-probs
  * (within 1e-5) on every fixture family, with and without past key values, on every call shape.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,13 +12,8 @@ import { graphOf, readModelProto } from '../../engine/model/onnx.ts';
 import { layerCuts } from '../../engine/model/slices.ts';
 import { readJson } from '../../engine/model/tokenizer.ts';
 import { familyOf, mapWeights, sizesOf } from '../../engine/model/weights.ts';
+import { DIRS, EP, MODELS, refs, SELF_TOL } from '../support/fixture-models.ts';
 import { maxDiff } from '../support/max-diff.ts';
-
-const MODELS = join(import.meta.dirname, '../fixtures/models');
-const refs = JSON.parse(readFileSync(join(MODELS, 'references.json'), 'utf8'));
-const EP = (process.env.ICL_TEST_EXECUTION_PROVIDER ?? 'cpu') as 'cpu' | 'cuda';
-const SELF_TOL = EP === 'cpu' ? 1e-5 : Number(process.env.ICL_TEST_TOLERANCE ?? 1e-4);
-const DIRS = ['gpt2', 'gpt2-nopast', 'llama', 'llama-nopast', 'gpt_neox', 'gpt_neox-nopast', 'gptj', 'gptj-nopast', 'gptj-fp16'];
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'icl-slices-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
