@@ -80,7 +80,7 @@ export type { WeightEdit };
 export type LoadModelFn = (
   dir: string,
   /** `file`: the ONNX file within `dir` (engine/hub.ts). */
-  opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number; decompositionDiskBytes?: number; file: string },
+  opts: { executionProvider: 'cpu' | 'cuda'; threads?: number; cacheDir: string; decompositionCacheBytes: number; decompositionDiskBytes?: number; maxStatesDiskBytes?: number; file: string },
 ) => Promise<CausalLMLike>;
 
 /** Options beyond the contract's EngineOptions. */
@@ -386,6 +386,7 @@ export class IclEngine implements Engine {
         decompositionCacheBytes: opts.decompositionCacheBytes,
         file: at.file,
         decompositionDiskBytes: opts.decompositionDiskBytes,
+        maxStatesDiskBytes: opts.statesDiskBytes,
       } as Parameters<LoadModelFn>[1]);
     };
     this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);

@@ -161,6 +161,9 @@ export interface EngineOptions {
   decompositionCacheBytes: number;
   /** Upper bound of the decompositions kept on disk under cacheDir (least recently used go first); default 20 GiB. */
   decompositionDiskBytes?: number;
+  /** Upper bound of the captured hidden states a worker process spills to disk under cacheDir for layer
+   *  slices (whole prompt sets dropped, least recently used first); default 8 GiB. */
+  statesDiskBytes?: number;
   /** ONNX Runtime intra-op threads; undefined: its default. */
   threads?: number;
   /** Folders of task files besides the builtin one (e.g. from ICL_SWEEP_TASK_DIRS); a dataset's own taskDirs come after them. */

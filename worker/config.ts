@@ -17,6 +17,7 @@
  *   ICL_SWEEP_CACHE_DIR     decompositions and prepared datasets (default ./.cache/icl-sweep)
  *   ICL_SWEEP_MAX_MODELS    models kept loaded (default 2); ICL_SWEEP_DECOMPOSITION_CACHE_MB (default 2048)
  *   ICL_SWEEP_DISK_CACHE_MB decompositions kept on disk under the cache folder, least recently used go (default 20480)
+ *   ICL_SWEEP_STATES_DISK_MB hidden states for layer slices this process spills under the cache folder (default 8192)
  *   ICL_SWEEP_MAX_CELLS     largest grid a sweep prepared by this worker may have (default 1000000)
  *   ICL_SWEEP_OUTAGE_TOLERANCE_SECONDS  how long activities wait out an unreachable database (default 1800)
  *   ICL_SWEEP_THREADS       ONNX Runtime intra-op threads (default: its own)
@@ -56,6 +57,8 @@ export interface EngineConfig {
   decompositionCacheBytes: number;
   /** Bound of the decompositions kept on disk (ICL_SWEEP_DISK_CACHE_MB). */
   diskCacheBytes: number;
+  /** Bound of the hidden states this process spills to disk for layer slices (ICL_SWEEP_STATES_DISK_MB). */
+  statesDiskBytes: number;
   threads?: number;
   /** Folders model and dataset paths must lie under (absolute). */
   dataRoots: string[];
@@ -159,6 +162,7 @@ export function engineConfigFromEnv(env: Env = process.env): EngineConfig {
     maxModels: int(env, 'ICL_SWEEP_MAX_MODELS', 2, 1),
     decompositionCacheBytes: int(env, 'ICL_SWEEP_DECOMPOSITION_CACHE_MB', 2048) * 1024 * 1024,
     diskCacheBytes: int(env, 'ICL_SWEEP_DISK_CACHE_MB', 20480) * 1024 * 1024,
+    statesDiskBytes: int(env, 'ICL_SWEEP_STATES_DISK_MB', 8192) * 1024 * 1024,
     ...(threads !== undefined ? { threads } : {}),
     dataRoots: dataRootsFromEnv(env, cacheDir),
     datasetLimits: { exampleBytes: int(env, 'ICL_SWEEP_MAX_EXAMPLE_KB', 1024, 1) * 1024, datasetBytes: int(env, 'ICL_SWEEP_MAX_DATASET_MB', 512, 1) * 2 ** 20 },

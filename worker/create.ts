@@ -79,6 +79,7 @@ export function engineOptions(config: EngineConfig, metrics: Pick<Metrics, 'mode
     maxModels: config.maxModels,
     decompositionCacheBytes: config.decompositionCacheBytes,
     decompositionDiskBytes: config.diskCacheBytes,
+    statesDiskBytes: config.statesDiskBytes,
     ...(config.threads !== undefined ? { threads: config.threads } : {}),
     dataRoots: config.dataRoots,
     datasetLimits: config.datasetLimits,

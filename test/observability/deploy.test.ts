@@ -330,7 +330,7 @@ describe('Kubernetes manifests', () => {
     }
   });
 
-  it('bounds the decomposition disk cache below the cache volumes (k8s: its sizeLimit evicts the pod when passed)', () => {
+  it('bounds the decompositions and spilled hidden states below the cache volumes (k8s: its sizeLimit evicts the pod when passed)', () => {
     const deploy = k8sDocs.find((d: any) => d.kind === 'Deployment' && d.metadata.name === 'icl-sweep-worker') as any;
     const config = k8sDocs.find((d: any) => d.kind === 'ConfigMap' && d.metadata.name === 'icl-sweep-worker') as any;
     const pod = deploy.spec.template.spec;
@@ -339,11 +339,14 @@ describe('Kubernetes manifests', () => {
     const gi = /^(\d+)Gi$/.exec(volume.emptyDir.sizeLimit);
     expect(gi, `cache volume sizeLimit ${volume.emptyDir.sizeLimit}`).toBeTruthy();
     const diskCacheMb = Number(config.data.ICL_SWEEP_DISK_CACHE_MB);
+    const statesMb = Number(config.data.ICL_SWEEP_STATES_DISK_MB);
     expect(diskCacheMb).toBeGreaterThan(0);
+    expect(statesMb).toBeGreaterThan(0);
     // Room left for prepared datasets, fingerprints and a decomposition being written.
-    expect(diskCacheMb / 1024).toBeLessThanOrEqual(0.85 * Number(gi![1]));
+    expect((diskCacheMb + statesMb) / 1024).toBeLessThanOrEqual(0.85 * Number(gi![1]));
     const env = compose()['x-worker-env'];
     expect(Number(env.ICL_SWEEP_DISK_CACHE_MB)).toBeGreaterThan(0);
+    expect(Number(env.ICL_SWEEP_STATES_DISK_MB)).toBeGreaterThan(0);
     expect(env.ICL_SWEEP_CACHE_DIR).toBe('/cache');
   });
 });

@@ -23,6 +23,7 @@ describe('worker engine options', () => {
       ICL_SWEEP_MAX_DATASET_MB: '10',
       ICL_SWEEP_DATASET_CACHE_MB: '100',
       ICL_SWEEP_DISK_CACHE_MB: '300',
+      ICL_SWEEP_STATES_DISK_MB: '200',
     });
     const observed: number[] = [];
     const opts = engineOptions(config, { modelLoad: (s: number) => observed.push(s) });
@@ -33,11 +34,12 @@ describe('worker engine options', () => {
       threads: 2,
       decompositionCacheBytes: config.decompositionCacheBytes,
       decompositionDiskBytes: 300 * 2 ** 20,
+      statesDiskBytes: 200 * 2 ** 20,
       dataRoots: ['/fake', resolve('relative/models')],
       datasetLimits: { exampleBytes: 64 * 1024, datasetBytes: 10 * 2 ** 20 },
       datasetCacheBytes: 100 * 2 ** 20,
     });
-    expect(workerConfigFromEnv({})).toMatchObject({ diskCacheBytes: 20480 * 2 ** 20, maxCells: 1_000_000, outageToleranceSeconds: 1800 });
+    expect(workerConfigFromEnv({})).toMatchObject({ diskCacheBytes: 20480 * 2 ** 20, statesDiskBytes: 8192 * 2 ** 20, maxCells: 1_000_000, outageToleranceSeconds: 1800 });
 
     const fake = fakeLoader({ loadDelayMs: 30 });
     const engine = createEngine({ ...opts, loadModel: fake.load, locateModel: fake.locate });
