@@ -7,19 +7,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults } from '../../db/queries.ts';
 import type { SweepProgress, SweepResult, SweepState } from '../../workflows/sweep.ts';
-import { startWorker, type RunningWorker } from '../support/temporal.ts';
 import { MODELS, continuedAsNewArgs, count, eventSeconds, makeSentimentDataset, rows, runHistories, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 
 beforeAll(async () => {
-  suite = await setupSuite('can');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 4 } });
+  suite = await setupSuite('can', { worker: { concurrency: 4 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

@@ -17,19 +17,15 @@ import { baselineCell, pickDraws, type PreparedSweep } from '../../sweepspec/cel
 import { runReport } from '../../cli/report.ts';
 import type { SweepResult } from '../../workflows/sweep.ts';
 import type { ModuleName } from '../../engine/vocabulary.ts';
-import { startWorker, type RunningWorker } from '../support/temporal.ts';
 import { MODELS, SST2, rows, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 
 beforeAll(async () => {
-  suite = await setupSuite('draws');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
+  suite = await setupSuite('draws', { worker: { concurrency: 2 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

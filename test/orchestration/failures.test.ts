@@ -12,20 +12,17 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults } from '../../db/queries.ts';
 import type { SweepProgress } from '../../workflows/sweep.ts';
-import { REPO_ROOT, startWorker, waitFor, type RunningWorker } from '../support/temporal.ts';
+import { REPO_ROOT, waitFor } from '../support/temporal.ts';
 import { MODELS, SST2, count, makeSentimentDataset, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 const execFileP = promisify(execFile);
 
 beforeAll(async () => {
-  suite = await setupSuite('fail');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
+  suite = await setupSuite('fail', { worker: { concurrency: 2 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

@@ -7,8 +7,9 @@ import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { REPO_ROOT, connectClient, quietTemporalLogs, uniqueTaskQueue } from '../support/temporal.ts';
+import { REPO_ROOT, connectClient, quietTemporalLogs, startWorker, uniqueTaskQueue } from '../support/temporal.ts';
 import type { Db } from '../../db/client.ts';
+import type { WorkerConfig } from '../../worker/config.ts';
 
 export const MODELS = path.join(REPO_ROOT, 'test/fixtures/models');
 export const SST2 = path.join(REPO_ROOT, 'test/fixtures/datasets/sst2');
@@ -21,19 +22,25 @@ export interface Suite {
   teardown(): Promise<void>;
 }
 
-/** A fresh database, a Temporal client, a unique task queue and a temp folder for one test file. */
-export async function setupSuite(prefix: string): Promise<Suite> {
+/**
+ * A fresh database, a Temporal client, a unique task queue and a temp folder for one test file; with
+ * `worker`, also an in-process worker on the task queue (its cache in the temp folder unless the config
+ * says otherwise), stopped first by teardown().
+ */
+export async function setupSuite(prefix: string, opts: { worker?: Partial<WorkerConfig> } = {}): Promise<Suite> {
   await quietTemporalLogs();
   const db = await createTestDatabase({ prefix: `icl_orch_${prefix.replace(/[^a-z0-9]/g, '_')}` });
   const { client, close } = await connectClient();
   const tmp = await mkdtemp(path.join(os.tmpdir(), `icl-${prefix}-`));
   const taskQueue = uniqueTaskQueue(prefix);
+  const worker = opts.worker && (await startWorker(taskQueue, { db: db.db, config: { cacheDir: path.join(tmp, 'cache'), ...opts.worker } }));
   return {
     db,
     client,
     taskQueue,
     tmp,
     async teardown() {
+      await worker?.stop();
       await terminateRunning(client, taskQueue).catch(() => {});
       await close().catch(() => {});
       await db.drop().catch(() => {});

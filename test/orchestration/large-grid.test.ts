@@ -11,20 +11,17 @@ import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SweepProgress, SweepState } from '../../workflows/sweep.ts';
-import { REPO_ROOT, startWorker, waitFor, type RunningWorker } from '../support/temporal.ts';
+import { REPO_ROOT, waitFor } from '../support/temporal.ts';
 import { MODELS, SST2, continuedAsNewArgs, count, rows, runHistories, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 const execFileP = promisify(execFile);
 
 beforeAll(async () => {
-  suite = await setupSuite('large');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
+  suite = await setupSuite('large', { worker: { concurrency: 2 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

@@ -9,19 +9,15 @@ import { cellResults, selectionResults } from '../../db/queries.ts';
 import { selectBest } from '../../analysis/selection.ts';
 import type { SweepResult } from '../../workflows/sweep.ts';
 import type { ModuleName } from '../../engine/vocabulary.ts';
-import { startWorker, type RunningWorker } from '../support/temporal.ts';
 import { MODELS, SST2, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 
 beforeAll(async () => {
-  suite = await setupSuite('select');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
+  suite = await setupSuite('select', { worker: { concurrency: 2 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

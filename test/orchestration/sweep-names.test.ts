@@ -11,19 +11,16 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults, sweepByName } from '../../db/queries.ts';
 import type { SweepResult } from '../../workflows/sweep.ts';
-import { startWorker, temporalCli, waitFor, type RunningWorker } from '../support/temporal.ts';
+import { temporalCli, waitFor } from '../support/temporal.ts';
 import { MODELS, SST2, count, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 
 beforeAll(async () => {
-  suite = await setupSuite('names');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
+  suite = await setupSuite('names', { worker: { concurrency: 2 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

@@ -8,11 +8,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellResults } from '../../db/queries.ts';
 import type { SweepResult } from '../../workflows/sweep.ts';
-import { startWorker, temporalCli, type RunningWorker } from '../support/temporal.ts';
+import { temporalCli } from '../support/temporal.ts';
 import { MODELS, SST2, count, rows, setupSuite, type Suite } from './helpers.ts';
 
 let suite: Suite;
-let worker: RunningWorker;
 
 const spec = {
   name: 'cli-sweep',
@@ -29,12 +28,10 @@ const spec = {
 const CELLS = 2 * 3 * 2 + 1;
 
 beforeAll(async () => {
-  suite = await setupSuite('cli');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache') } });
+  suite = await setupSuite('cli', { worker: {} });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ruleOutcomes, renderStudy, type StudyPick } from '../../analysis/study.ts';
 import { runStudy } from '../../cli/study.ts';
 import { cellResults } from '../../db/queries.ts';
-import { startWorker, type RunningWorker } from '../support/temporal.ts';
 import { MODELS, SST2, rows, setupSuite, type Suite } from '../orchestration/helpers.ts';
 
 const pick = (dataset: string, ratio: number, validationGain: number, test: Array<[number, number]>): StudyPick => ({
@@ -51,15 +50,12 @@ describe('the study tables', () => {
 });
 
 let suite: Suite;
-let worker: RunningWorker;
 
 beforeAll(async () => {
-  suite = await setupSuite('study');
-  worker = await startWorker(suite.taskQueue, { db: suite.db.db, config: { cacheDir: path.join(suite.tmp, 'cache'), concurrency: 2 } });
+  suite = await setupSuite('study', { worker: { concurrency: 2 } });
 });
 
 afterAll(async () => {
-  await worker?.stop();
   await suite?.teardown();
 });
 
