@@ -7,7 +7,8 @@
 -- Idempotent: rerun it after new migrations add views (it re-grants) or to rotate the password.
 --
 -- What the role can do: connect, and SELECT from the documented views cell_results, cell_deltas,
--- selection_results and cell_demonstrations (the views run with their owner's rights, so the base tables need no grant).
+-- selection_results, cell_demonstrations and cell_draw_summaries (the views run with their owner's rights,
+-- so the base tables need no grant).
 -- What it cannot: INSERT / UPDATE / DELETE / TRUNCATE anything, create objects in schema public,
 -- read the base tables directly. default_transaction_read_only is only a second line of defence
 -- (a session can turn it off); the privileges are what keeps the role from writing.
