@@ -51,14 +51,11 @@ export function sessionGraph(model: ModelProto, inputs: Set<string>, feedType: (
   g.node = [...g.node];
   for (const t of moved) {
     const fed = feedType(t.dataType);
-    const dims = t.dims.map(toNum);
-    if (fed === t.dataType) {
-      g.input.push(tensorInfo(t.name, fed, dims));
-      continue;
+    const input = feedName(t.name, t.dataType, fed);
+    g.input.push(tensorInfo(input, fed, t.dims.map(toNum)));
+    if (input !== t.name) {
+      g.node.unshift(onnx.NodeProto.create({ name: `/icl/feed/${t.name}/Cast`, opType: 'Cast', input: [input], output: [t.name], attribute: [intAttr('to', t.dataType)] }));
     }
-    const feedName = `${t.name}__fed`;
-    g.input.push(tensorInfo(feedName, fed, dims));
-    g.node.unshift(onnx.NodeProto.create({ name: `/icl/feed/${t.name}/Cast`, opType: 'Cast', input: [feedName], output: [t.name], attribute: [intAttr('to', t.dataType)] }));
   }
   try {
     return onnx.ModelProto.encode(model).finish();
