@@ -74,6 +74,12 @@ function stored(t: TensorProto, onnxDir: string, onnxPath: string): Stored {
   return { ...base, inline: { bytes, typed }, file: null, offset: 0, length: bytes?.length ?? 0 };
 }
 
+/** A stored tensor's values as a fresh float32 array (16-bit values widened exactly). */
+async function values(s: Stored): Promise<Float32Array> {
+  const bytes = s.inline ? s.inline.bytes : await readRange(s.file!, s.offset, s.length, s.name);
+  return toFloat32(bytes, s.inline?.typed ?? [], s.dataType, s.count, s.name);
+}
+
 export class WeightStore {
   private constructor(private readonly tensors: Map<string, Stored>) {}
 
@@ -97,9 +103,7 @@ export class WeightStore {
 
   /** A stored matrix as a fresh float32 array (16-bit values widened exactly). */
   async matrix(name: string): Promise<Float32Array> {
-    const s = this.get(name);
-    if (s.inline) return toFloat32(s.inline.bytes, s.inline.typed, s.dataType, s.count, name);
-    return toFloat32(await readRange(s.file!, s.offset, s.length, name), [], s.dataType, s.count, name);
+    return values(this.get(name));
   }
 
   private get(name: string): Stored {
@@ -175,10 +179,7 @@ export function widenInitializers(model: ModelProto, onnxDir: string, onnxPath: 
     bytes,
     async fill() {
       const data = new Uint8Array(bytes);
-      for (const { source: s, at } of parts) {
-        const values = toFloat32(await readRange(s.file!, s.offset, s.length, s.name), [], s.dataType, s.count, s.name);
-        data.set(new Uint8Array(values.buffer), at);
-      }
+      for (const { source, at } of parts) data.set(new Uint8Array((await values(source)).buffer), at);
       return data;
     },
   };
