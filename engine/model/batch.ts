@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { LOGITS_POSITIONS } from './graph.ts';
 import { intTensor, type IoSpec } from './io.ts';
 import { MASK_INPUT, maskFeed, type Place } from './mask.ts';
-import { halfToFloat } from './onnx.ts';
+import { DT_FLOAT16, halvesToFloat32 } from './onnx.ts';
 import type { Numbers } from './states.ts';
 
 /** Which logits a run returns: the last position of each sequence, or every position. */
@@ -130,7 +130,7 @@ export async function runRows(session: ort.InferenceSession, io: IoSpec, spec: R
   const capture = spec.capture ?? [];
   const out = await session.run(feeds, [io.logits, ...presentNames, ...capture]);
   const logitsT = out[io.logits];
-  const logits = io.logitsType === 'float16' ? widen(logitsT.data as Uint16Array) : (logitsT.data as Float32Array);
+  const logits = io.logitsType === 'float16' ? halvesToFloat32(logitsT.data as Uint16Array, DT_FLOAT16) : (logitsT.data as Float32Array);
   const V = Number(logitsT.dims[logitsT.dims.length - 1]); // trust the graph over config.json's vocab_size
   const flat = (q: number, j: number) => places[q].row * width + places[q].offset + j;
   // selected logits: each sequence's positions one after another from offsets[q]
@@ -160,10 +160,4 @@ function logitsView(logits: Float32Array, V: number, index: (q: number, j: numbe
       return s;
     },
   };
-}
-
-function widen(halves: Uint16Array): Float32Array {
-  const out = new Float32Array(halves.length);
-  for (let i = 0; i < halves.length; i++) out[i] = halfToFloat(halves[i]);
-  return out;
 }

@@ -157,10 +157,15 @@ export function toFloat32(bytes: Uint8Array | null, typed: ArrayLike<number>, da
   } else {
     halves = Uint16Array.from(typed); // 16-bit floats are stored in int32_data when not raw
   }
-  if (dataType === DT_FLOAT16) for (let i = 0; i < count; i++) out[i] = halfToFloat(halves[i]);
+  return halvesToFloat32(halves, dataType, out);
+}
+
+/** 16-bit patterns of `dataType` (float16 or bfloat16) -> float32, one for each element of `out`. */
+export function halvesToFloat32(halves: Uint16Array, dataType: number, out: Float32Array = new Float32Array(halves.length)): Float32Array {
+  if (dataType === DT_FLOAT16) for (let i = 0; i < out.length; i++) out[i] = halfToFloat(halves[i]);
   else {
-    const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) u[i] = halves[i] << 16;
+    const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    for (let i = 0; i < out.length; i++) u[i] = halves[i] << 16;
   }
   return out;
 }
@@ -183,6 +188,5 @@ export function fromFloat32(values: Float32Array, dataType: number): Float32Arra
 /** Rounds float32 values in place to the nearest value of `dataType` (no-op for float32). */
 export function roundTo(values: Float32Array, dataType: number): void {
   if (dataType === DT_FLOAT) return;
-  const halves = fromFloat32(values, dataType) as Uint16Array;
-  values.set(toFloat32(new Uint8Array(halves.buffer), [], dataType, values.length, 'rounded'));
+  halvesToFloat32(fromFloat32(values, dataType) as Uint16Array, dataType, values);
 }
