@@ -84,7 +84,7 @@ export interface Prefix {
   readonly ids: readonly number[];
 }
 
-/** Optional hints (backwards-compatible: without them, behaviour as before). */
+/** Optional hints; without them, each call computes what it needs when it needs it. */
 export interface PrefillHints {
   /** The prefix's raw-logit sum will be needed (the paper's COPA mean-logit mode): compute it during this
    *  prefill instead of re-running the prefix on the first continuationScores call. */
@@ -163,7 +163,7 @@ function weightDtypeOf(model: ModelProto, map: WeightMap): string {
  * as they are and only bfloat16 inputs and outputs become float32 at the boundary (JavaScript tensors cannot
  * hold bfloat16).
  */
-function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: string, onnxPath: string) {
+function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: string, onnxPath: string): WidenedFile | null {
   let widened: WidenedFile | null = null;
   if (widens(opts)) {
     widenGraph(model);
@@ -171,10 +171,8 @@ function prepareGraph(model: ModelProto, opts: LoadOptions, onnxDir: string, onn
   } else {
     float32Boundary(model);
   }
-  const selectable = opts.selectLogits !== false && selectableLogits(model);
-  const past = graphOf(model).input.map((i) => i.name ?? '').filter((n) => /^past_key_values\.\d+\.(key|value)$/.test(n));
-  sharedPastBatch(model, past);
-  return { widened, selectable };
+  if (opts.selectLogits !== false) selectableLogits(model);
+  return widened;
 }
 
 function widens(opts: LoadOptions): boolean {
@@ -222,9 +220,10 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const weightDtype = weightDtypeOf(model, map);
   // the prunable matrices as stored, before any rewrite points them elsewhere
   const store = WeightStore.open(model, new Set(map.tensors.keys()), onnxDir, onnxPath);
-  const { widened, selectable } = prepareGraph(model, opts, onnxDir, onnxPath);
+  const widened = prepareGraph(model, opts, onnxDir, onnxPath);
   const externalFolder = realExternalFolder(model, onnxDir, onnxPath, new Set(widened ? [widened.path] : []));
   const io = ioSpec(model, onnxPath);
+  sharedPastBatch(model, io.past.map((p) => p.input));
   const fingerprint = await fingerprintP;
 
   const cuda = opts.executionProvider === 'cuda';
@@ -346,7 +345,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
     sizes,
     loadSeconds,
     cache,
-    selectsLogits: selectable,
+    selectsLogits: io.selectable,
     get packsSequences() {
       return io.mask !== null;
     },
