@@ -122,7 +122,9 @@ export class CellStates {
 
   /** Each row's states on top of the set's prefix, capturing those not seen before (empty rows excluded). */
   async rows(set: PromptStates, rows: number[][]): Promise<RowStates[]> {
+    const found = () => rows.map((r) => set.rows.get(idsKey(r)) ?? { blocks: [], offset: 0, length: 0 });
     const todo = this.missing(set, rows);
+    if (todo.length === 0) return found(); // the usual case after the first cell: no spilled past is read back
     const { hiddenSize, limits, io, store } = this.states;
     const P = set.prefix!.length;
     const past = P > 0 ? set.prefix!.past.map((b) => store.read(b)) : null;
@@ -145,7 +147,7 @@ export class CellStates {
       this.capturedTokens += seqs.reduce((a, r) => a + r.length, 0);
       this.keepRows(set, seqs, await runRows(await this.session(), io, spec));
     }
-    return rows.map((r) => set.rows.get(idsKey(r)) ?? { blocks: [], offset: 0, length: 0 });
+    return found();
   }
 
   /** Keeps the rows of a capture run not kept yet (one block per layer holding their real positions). */
