@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { tensorInfo } from './graph.ts';
 import { intTensor, type IoSpec } from './io.ts';
 import { DT_FLOAT, DT_FLOAT16, graphOf, type ModelProto, type NodeProto, onnx, type ValueInfoProto } from './onnx.ts';
-import { nodeLayer, sliceGraph } from './slices.ts';
+import { hasSubgraph, nodeLayer, sliceGraph } from './slices.ts';
 
 export const MASK_INPUT = 'icl_attention_mask';
 
@@ -36,7 +36,7 @@ const DT_BOOL = 9;
 /** The one tensor computed outside the layers from the attention_mask input that every layer reads, or null. */
 export function maskTensor(model: ModelProto, layers: number): string | null {
   const nodes = graphOf(model).node as NodeProto[];
-  if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || (a.graphs ?? []).length > 0))) return null;
+  if (nodes.some(hasSubgraph)) return null;
   const fromMask = new Set(['attention_mask']);
   const outside = new Set<string>();
   for (const n of nodes) {

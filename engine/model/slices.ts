@@ -20,7 +20,8 @@ export function nodeLayer(name: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-function hasSubgraph(node: NodeProto): boolean {
+/** Whether a node carries a subgraph (If, Loop, Scan). */
+export function hasSubgraph(node: NodeProto): boolean {
   return (node.attribute ?? []).some((a) => a.g || (a.graphs ?? []).length > 0);
 }
 
