@@ -14,7 +14,7 @@ import { type Decomposition, decompositionBytes } from './svd.ts';
 const MAGIC = 0x31445653; // 'SVD1'
 
 /** Disk bound of the decompositions when none is given: 20 GiB. */
-export const DEFAULT_DISK_CACHE_BYTES = 20 * 2 ** 30;
+const DEFAULT_DISK_CACHE_BYTES = 20 * 2 ** 30;
 
 export function contentKey(data: Float32Array, m: number, n: number, method: string): string {
   const h = createHash('sha256');
