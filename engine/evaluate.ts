@@ -21,14 +21,13 @@ import { canonicalJson, DatasetCache, type PreparedDataset } from './data/index.
 import { DataRoots } from './paths.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery } from './tasks/render.ts';
-import { sampleCell, type CellSample } from './tasks/sampling.ts';
+import { sampleCell, sampleRecord, type CellSample } from './tasks/sampling.ts';
 import { classify, macroF1, scoreChoices, utf8Length } from './tasks/scoring.ts';
 import { isHubId, locateModel, type ModelLocation } from './hub.ts';
 import { continuationIds, promptIds } from './prompts.ts';
 import {
   EngineInputError,
   type CellOutcome,
-  type CellSampleRecord,
   type CellRequest,
   type DatasetInfo,
   type Engine,
@@ -340,16 +339,6 @@ async function maxPositions(dir: string): Promise<number | null> {
   } catch {
     return null;
   }
-}
-
-/** The rows a cell's prompts were built from (stored with its result, so a prompt can be shown again). */
-export function sampleRecord(sample: CellSample): CellSampleRecord {
-  return {
-    shots: sample.shots,
-    seed: sample.seed,
-    demonstrations: { split: 'train', rows: sample.demos.map((d) => d.index), labels: sample.demos.map((d) => d.label) },
-    examplesSplit: sample.source.split,
-  };
 }
 
 function longestPrompt(p: CellPrompts): number {

@@ -8,7 +8,7 @@ import { locateModel } from './hub.ts';
 import { DatasetCache, type PreparedDataset, type SplitName } from './data/index.ts';
 import type { ResolvedTask } from './tasks/definitions.ts';
 import { renderChoices, renderDemos, renderQuery, type Row } from './tasks/render.ts';
-import { sampleCell } from './tasks/sampling.ts';
+import { sampleCell, sampleRecord } from './tasks/sampling.ts';
 import { EngineInputError, type CellRequest, type CellSampleRecord, type ModelSpec } from './types.ts';
 import type { LMTokenizer } from './evaluate.ts';
 
@@ -85,19 +85,16 @@ function recordedDemos(ds: PreparedDataset, rows: number[], labels: number[]): {
 export async function cellTexts(source: PromptSource, datasets: DatasetCache): Promise<CellTexts> {
   const ds = await datasets.get(source.dataset);
   const task = ds.task;
-  const drawn = source.record
-    ? { rows: source.record.demonstrations.rows, labels: source.record.demonstrations.labels, examplesSplit: source.record.examplesSplit }
-    : (({ demos, source: from }) => ({ rows: demos.map((d) => d.index), labels: demos.map((d) => d.label), examplesSplit: from.split }))(
-        sampleCell(ds, { split: source.split, shots: source.shots, seed: source.seed, sizes: source.sizes ?? {} }),
-      );
-  const demoText = renderDemos(task, recordedDemos(ds, drawn.rows, drawn.labels));
+  const drawn = source.record ?? sampleRecord(sampleCell(ds, { split: source.split, shots: source.shots, seed: source.seed, sizes: source.sizes ?? {} }));
+  const { rows, labels: demoLabels } = drawn.demonstrations;
+  const demoText = renderDemos(task, recordedDemos(ds, rows, demoLabels));
   const split = ds.splits[drawn.examplesSplit];
   if (!split || split.labels === null) throw new EngineInputError(`dataset "${source.dataset.name}" has no labelled ${drawn.examplesSplit} split`, drawn.examplesSplit);
   const labels = split.labels;
   return {
     task,
     datasetFingerprint: ds.fingerprint,
-    demonstrations: { rows: drawn.rows, labels: drawn.labels },
+    demonstrations: { rows, labels: demoLabels },
     examples: { split: split.split, file: split.source },
     example(row) {
       const doc = split.rows[row];

@@ -3,7 +3,7 @@
  * for (dataset files, task, shots, seed, sizes); see README.md beside this file.
  */
 import type { PreparedDataset, PreparedSplit, Row, SplitName } from '../data/index.ts';
-import { EngineInputError, type Split } from '../types.ts';
+import { EngineInputError, type CellSampleRecord, type Split } from '../types.ts';
 import { shuffledIndices } from '../random.ts';
 
 export interface SampleRequest {
@@ -30,6 +30,16 @@ export interface CellSample {
   source: { split: SplitName; file: string };
   shots: number;
   seed: number;
+}
+
+/** The rows a cell's prompts were built from (stored with its result, so a prompt can be shown again). */
+export function sampleRecord(sample: CellSample): CellSampleRecord {
+  return {
+    shots: sample.shots,
+    seed: sample.seed,
+    demonstrations: { split: 'train', rows: sample.demos.map((d) => d.index), labels: sample.demos.map((d) => d.label) },
+    examplesSplit: sample.source.split,
+  };
 }
 
 function needCounts(interleave: number[], shots: number, numClasses: number): number[] {
