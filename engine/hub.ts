@@ -24,7 +24,7 @@ export interface ModelLocation {
 }
 
 /** The ONNX file of the exporters' layout, then of the onnx-community layout. */
-export const DEFAULT_MODEL_FILES = ['model.onnx', 'onnx/model.onnx'] as const;
+const DEFAULT_MODEL_FILES = ['model.onnx', 'onnx/model.onnx'] as const;
 
 const HUB_ID = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([A-Za-z0-9][A-Za-z0-9._-]*)(?:@([A-Za-z0-9][A-Za-z0-9._/-]*))?$/;
 const COMMIT = /^[0-9a-f]{40}$/;
@@ -57,7 +57,7 @@ function listing(dir: string): string[] {
 }
 
 /** The snapshot folder of a Hub id in the cache; throws naming the cache and what it does hold. */
-export function hubSnapshot(id: string, env: NodeJS.ProcessEnv = process.env): string {
+function hubSnapshot(id: string, env: NodeJS.ProcessEnv = process.env): string {
   const m = HUB_ID.exec(id);
   if (!m) throw new EngineInputError(`model folder ${resolve(id)} does not exist (nor is "${id}" a Hub id org/name[@revision])`, id);
   const [, org, name, revision = 'main'] = m;
@@ -130,7 +130,8 @@ const ONNX_FILE = /\.onnx(?:[._]data(?:_\d+)?)?$/;
 /**
  * Which files of a model folder are the model: everything but the ONNX graphs and weight files it
  * does not use, so the other variants of an onnx-community folder (model_fp16.onnx, ...) change
- * neither its fingerprint nor its cell keys, and a folder with one model.onnx hashes as it always did.
+ * neither its fingerprint nor its cell keys, and a folder whose only ONNX files are the model's own hashes
+ * every file it has.
  */
 export function modelFileFilter(file: string, externalData: readonly string[]): (relativePath: string) => boolean {
   const used = new Set([file, ...externalData]);

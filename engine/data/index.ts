@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { resolve as resolvePath } from 'node:path';
 import type { CustomTask, DatasetSpec } from '../types.ts';
 import type { ResolvedTask } from '../tasks/definitions.ts';
-import { resolveTask, type TaskLookup } from '../tasks/registry.ts';
+import { resolveTask } from '../tasks/registry.ts';
 import { EngineInputError, type DatasetInfo } from '../types.ts';
 import type { DataRoots } from '../paths.ts';
 import { DEFAULT_LIMITS, folderSignature, readDatasetFolder, SPLITS, type DatasetLimits, type Row, type SplitName, type SplitRows } from './files.ts';
@@ -254,6 +254,6 @@ export class DatasetCache {
 }
 
 /** Reads and checks a dataset folder against a task (no caching). */
-export async function loadDataset(dir: string, task: string | CustomTask, limits: DatasetLimits = DEFAULT_LIMITS, lookup: TaskLookup = {}): Promise<PreparedDataset> {
-  return prepareDataset(await readDatasetFolder(resolvePath(dir), limits), resolveTask(task, lookup));
+export async function loadDataset(dir: string, task: string | CustomTask, limits: DatasetLimits = DEFAULT_LIMITS): Promise<PreparedDataset> {
+  return prepareDataset(await readDatasetFolder(resolvePath(dir), limits), resolveTask(task));
 }

@@ -19,7 +19,7 @@ export interface ClassificationQuery {
 }
 
 export interface ResolvedTask {
-  /** Builtin name, or "custom". */
+  /** The task's name in the registry (never an alias), or "custom" for a spec's inline task. */
   name: string;
   kind: 'classification' | 'multiple-choice';
   /** Columns every row must have (besides the label). */

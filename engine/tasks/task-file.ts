@@ -115,7 +115,7 @@ function zodProblems(error: z.ZodError, known: readonly string[]): string {
 }
 
 function splitKeys(splits: z.output<typeof splitsSchema>): Pick<ResolvedTask, 'testSplit' | 'validationSplit'> {
-  // validationSplit is left out when it is the default, so a default task hashes as it always did.
+  // validationSplit is left out when it is the default, so it is in a task's hash only when a task file sets it.
   return { testSplit: splits.test, ...(splits.validation === 'validation' ? { validationSplit: 'validation' as const } : {}) };
 }
 
