@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { connectTemporal } from '../cli/client.ts';
-import { createDb, migrate } from '../db/client.ts';
 import type { LoadModelFn } from '../engine/evaluate.ts';
 import type { CellOutcome, CellRequest, Engine, EngineOptions, EvaluateOptions } from '../engine/types.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
@@ -18,9 +17,7 @@ import { createSweepWorker } from '../worker/create.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import type { GridCell } from './grid.ts';
 import type { StatsRecorder } from './grid-stats.ts';
-import { admin } from './pg-admin.ts';
-
-const DEFAULT_SERVER_URL = 'postgres://postgres:postgres@localhost:5432/postgres';
+import { createTestDatabase } from '../test/support/database.ts';
 
 interface SweepBench {
   mods: { createEngine(o: EngineOptions & { loadModel?: LoadModelFn }): Engine; ENGINE_VERSION: string };
@@ -61,17 +58,10 @@ export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const name = `bench-grid-${stamp}`;
-  const serverUrl = process.env.DATABASE_URL || DEFAULT_SERVER_URL;
-  const dbName = `icl_bench_grid_${stamp}`.toLowerCase();
   const cleanup: (() => Promise<unknown>)[] = [];
   try {
-    await admin(serverUrl, (c) => c.query(`CREATE DATABASE "${dbName}"`));
-    cleanup.push(() => admin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`)));
-    const u = new URL(serverUrl);
-    u.pathname = `/${dbName}`;
-    const db = await createDb(u.toString());
-    cleanup.push(() => db.close());
-    await migrate(db);
+    const { db, url: dbUrl, drop } = await createTestDatabase({ prefix: 'icl_bench_grid' });
+    cleanup.push(drop);
     const { client, close } = await connectTemporal();
     cleanup.push(close);
 
@@ -82,7 +72,7 @@ export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall
     const cacheDir = mkdtempSync(join(tmpdir(), 'bench-grid-sweep-'));
     cleanup.push(async () => rmSync(cacheDir, { recursive: true, force: true }));
     const worker = await createSweepWorker(
-      { ...base, databaseUrl: u.toString(), taskQueue: name, concurrency: 1, metricsPort: undefined, cacheDir, shutdownGraceSeconds: 5, workerName: name },
+      { ...base, databaseUrl: dbUrl, taskQueue: name, concurrency: 1, metricsPort: undefined, cacheDir, shutdownGraceSeconds: 5, workerName: name },
       { engine, engineVersion: b.mods.ENGINE_VERSION, db },
     );
     const running = worker.run();

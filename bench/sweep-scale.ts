@@ -28,15 +28,14 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { createDb, migrate, queryRows } from '../db/client.ts';
+import { queryRows } from '../db/client.ts';
 import { connectTemporal } from '../cli/client.ts';
 import { workerConfigFromEnv } from '../worker/config.ts';
 import { createSweepWorker, type SweepWorker } from '../worker/create.ts';
 import type { SweepProgress, SweepResult } from '../workflows/sweep.ts';
-import { admin } from './pg-admin.ts';
+import { createTestDatabase } from '../test/support/database.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const DEFAULT_SERVER_URL = 'postgres://postgres:postgres@localhost:5432/postgres';
 
 const { values: opts } = parseArgs({
   options: {
@@ -140,19 +139,13 @@ async function main(): Promise<number> {
   let ok = true;
   try {
     // A fresh database on the server of DATABASE_URL.
-    const serverUrl = process.env.DATABASE_URL || DEFAULT_SERVER_URL;
-    const dbName = `icl_bench_scale_${stamp}`.toLowerCase();
-    await admin(serverUrl, (c) => c.query(`CREATE DATABASE "${dbName}"`));
-    const u = new URL(serverUrl);
-    u.pathname = `/${dbName}`;
-    const dbUrl = u.toString();
+    const fresh = await createTestDatabase({ prefix: 'icl_bench_scale' });
+    const { db, url: dbUrl } = fresh;
     cleanup.push(async () => {
-      if (opts['keep-db']) log(`kept database ${dbName} (${dbUrl.replace(/:[^:@/]*@/, ':***@')})`);
-      else await admin(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`));
+      if (!opts['keep-db']) return fresh.drop();
+      await db.close();
+      log(`kept database ${fresh.name} (${dbUrl.replace(/:[^:@/]*@/, ':***@')})`);
     });
-    const db = await createDb(dbUrl);
-    cleanup.push(() => db.close());
-    await migrate(db);
 
     const { client, close } = await connectTemporal();
     cleanup.push(close);
