@@ -364,7 +364,7 @@ export class IclEngine implements Engine {
     this.batchSize = Math.max(1, Math.floor(opts.batchSize ?? 64));
     this.executionProvider = opts.executionProvider;
     this.tokenizeChunk = Math.max(1, Math.floor(opts.tokenizeChunk ?? 64));
-    this.locate = opts.locateModel ?? ((model) => locateModel(model));
+    this.locate = opts.locateModel ?? locateModel;
     let loader: Promise<LoadModelFn> | undefined;
     const load = async (at: ModelLocation) => {
       loader ??= opts.loadModel ? Promise.resolve(opts.loadModel) : defaultLoadModel();
@@ -376,7 +376,7 @@ export class IclEngine implements Engine {
         file: at.file,
         decompositionDiskBytes: opts.decompositionDiskBytes,
         maxStatesDiskBytes: opts.statesDiskBytes,
-      } as Parameters<LoadModelFn>[1]);
+      });
     };
     this.models = new ModelCache(opts.maxModels, load, opts.onModelLoad);
     if (opts.dataRoots) this.roots = new DataRoots(opts.dataRoots);
