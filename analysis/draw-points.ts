@@ -3,6 +3,7 @@
  * dataset, module, layer, ratio, split) with the mean accuracy, the spread across draws and the
  * interval of analysis/draws.ts, what the cell_draw_summaries view computes in SQL. Pure.
  */
+import { csvField } from './csv.ts';
 import { summarizeDraws } from './draws.ts';
 import type { SurfaceSourceRow } from './surface.ts';
 
@@ -125,16 +126,12 @@ export function renderDrawSpread(points: readonly DrawPoint[], confidence = 0.95
   ].join('\n') + '\n';
 }
 
-const csvText = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-
 /** Every grid point over its draws as CSV: the mean, spread, range and interval of its accuracy. */
 export function pointsCsv(points: readonly DrawPoint[]): string {
   const lines = ['model,dataset,module,layer,ratio,split,status,draws,done,mean,sd,min,max,ci_lower,ci_upper,n,seeds'];
   for (const p of points) {
-    const v = (x: number | null) => (x === null ? '' : String(x));
-    lines.push(
-      [...[p.model, p.dataset, p.module].map(csvText), p.layer, p.ratio, p.split, p.status, p.draws, p.done, v(p.accuracy), v(p.sd), v(p.min), v(p.max), v(p.lower), v(p.upper), v(p.n), csvText(p.seeds.join(' '))].join(','),
-    );
+    const fields = [p.model, p.dataset, p.module, p.layer, p.ratio, p.split, p.status, p.draws, p.done, p.accuracy, p.sd, p.min, p.max, p.lower, p.upper, p.n, p.seeds.join(' ')];
+    lines.push(fields.map((f) => csvField(f)).join(','));
   }
   return lines.join('\n') + '\n';
 }

@@ -2,6 +2,7 @@
  * The paper's figures: accuracy against the clipping rate, one line per layer, the unpruned
  * model's accuracy as a dashed reference line; and a surface as CSV. Pure: returns strings.
  */
+import { csvField } from './csv.ts';
 import { escapeXml, layerLabel, ratioLabel, type Surface } from './surface.ts';
 
 /** Okabe-Ito: distinguishable by most colour-blind readers; after eight lines the dash pattern changes too. */
@@ -119,8 +120,6 @@ export function renderAccuracyLinesSvg(surface: Surface): string {
   return out.join('\n') + '\n';
 }
 
-const csvText = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-
 /** A surface as CSV for pandas: one row per (layer, ratio) of the grid, with the surface's coordinates, status and n. */
 export function surfaceCsv(surface: Surface): string {
   const { model, dataset, module, split } = surface.meta;
@@ -130,7 +129,7 @@ export function surfaceCsv(surface: Surface): string {
   surface.layers.forEach((layer, i) =>
     surface.ratios.forEach((ratio, j) => {
       if (surface.status[i][j] === 'missing') return;
-      const fields = [model, dataset, module, split].map(csvText);
+      const fields = [model, dataset, module, split].map(csvField);
       const spread = draws ? [surface.sd[i][j] ?? '', surface.draws] : [];
       lines.push([...fields, layer, ratioLabel(ratio), surface.values[i][j] ?? '', surface.status[i][j], surface.n[i][j] ?? '', ...spread].join(','));
     }),

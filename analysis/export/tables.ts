@@ -5,6 +5,7 @@
  * scores as a list of doubles). Pure: the caller reads the rows and writes the bytes.
  */
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import { csvField } from '../csv.ts';
 
 export type ColumnType = 'text' | 'int' | 'int64' | 'double' | 'bool' | 'doubles';
 
@@ -34,16 +35,6 @@ export const EXAMPLE_COLUMNS: Column[] = [
   { name: 'correct', type: 'bool', key: 'correct' },
   { name: 'scores', type: 'doubles', key: 'scores' },
 ];
-
-function csvField(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  let text: string;
-  // Non-finite scores as Python's json module reads and writes them (-Infinity, NaN), for pandas.
-  if (Array.isArray(value)) text = `[${value.map((v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : JSON.stringify(v))).join(',')}]`;
-  else if (value instanceof Date) text = value.toISOString();
-  else text = String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
 
 /** The header line (when `header`) and one line per row. */
 export function csvLines(columns: readonly Column[], rows: readonly TableRow[], header: boolean): string {
