@@ -5,6 +5,7 @@
  */
 import { csvField } from './csv.ts';
 import { summarizeDraws } from './draws.ts';
+import { table } from './report.ts';
 import type { SurfaceSourceRow } from './surface.ts';
 
 /** A cell_results row (the columns this reads). */
@@ -113,14 +114,10 @@ export function renderDrawSpread(points: readonly DrawPoint[], confidence = 0.95
       f3(sds.length ? sds[sds.length - 1] : null),
     ];
   });
-  const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
-  const line = (cells: string[]) => cells.map((c, k) => (k < 3 ? c.padEnd(widths[k]) : c.padStart(widths[k]))).join('  ').trimEnd();
   return [
     'Demonstration draws: how far accuracy moves with the demonstrations drawn',
     '',
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
+    ...table(header, rows, new Set([3, 4, 5, 6, 7, 8, 9])),
     '',
     `sd: standard deviation across draws; CI: interval of the mean over the draws (their spread, never narrower than their examples allow).`,
   ].join('\n') + '\n';

@@ -265,7 +265,8 @@ export function formatP(p: number | null | undefined): string {
   return String(Number(p.toPrecision(4)));
 }
 
-function table(header: string[], rows: string[][], rightAligned: Set<number>): string[] {
+/** A plain-text table: the header, a rule of dashes, the rows; columns two spaces apart, those in `rightAligned` padded on the left. */
+export function table(header: string[], rows: string[][], rightAligned: ReadonlySet<number>): string[] {
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
   const line = (cells: string[]) => cells.map((c, k) => (rightAligned.has(k) ? c.padStart(widths[k]) : c.padEnd(widths[k]))).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
