@@ -142,7 +142,7 @@ async function exportLmEval(db: Db, sweep: StoredSweep, out: string, warn: (text
       const target = text ? (texts!.task.kind === 'classification' ? texts!.task.classes[text.label] : text.continuations[text.label]) : String(e.label);
       return JSON.stringify(lmEvalSample(entry, e, text ? { doc: text.doc, context: text.context, continuations: text.continuations, target } : null, normPrediction(entry, e, text?.continuations)));
     });
-    const folder = lmEvalFolder(entry, (sweep.spec as { demoSeeds?: unknown } | null)?.demoSeeds !== undefined);
+    const folder = lmEvalFolder(entry, sweep.spec.demoSeeds !== undefined);
     (folders.get(folder) ?? folders.set(folder, []).get(folder)!).push({ cell: entry, samples: lines.join('\n') + (lines.length ? '\n' : '') });
   }
   const files: string[] = [];

@@ -187,14 +187,15 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
     const deltas: Surface[] = parsed.delta ? surfacesFromRows(points, { sweep: parsed.sweep, kind: 'delta' }) : [];
 
     // Per surface: the heatmap (SVG), accuracy vs ratio lines (SVG, accuracy surfaces) and the CSV.
+    const dir = parsed.out ?? path.join('reports', safeName(parsed.sweep));
     const files = new Map<Surface, SurfaceFiles>();
     if ((parsed.svg || parsed.csv) && surfaces.length > 0) {
-      const dir = parsed.out ?? path.join('reports', safeName(parsed.sweep));
       await mkdir(dir, { recursive: true });
       const used = new Set<string>();
       for (const s of [...surfaces, ...deltas]) {
-        let stem = surfaceFileName(s.meta, s.kind).replace(/\.svg$/, '');
-        for (let k = 2; used.has(stem); k++) stem = `${surfaceFileName(s.meta, s.kind).replace(/\.svg$/, '')}-${k}`;
+        const base = surfaceFileName(s.meta, s.kind).replace(/\.svg$/, '');
+        let stem = base;
+        for (let k = 2; used.has(stem); k++) stem = `${base}-${k}`;
         used.add(stem);
         const written: SurfaceFiles = { svg: null, lines: null, csv: null };
         const write = async (suffix: string, text: string) => {
@@ -211,7 +212,6 @@ export async function runReport(args: string[], io: ReportIo = defaultIo): Promi
     // With demonstration draws: every grid point's mean, spread and interval over them.
     let pointsFile: string | null = null;
     if (parsed.csv && points.some((p) => p.draws > 1)) {
-      const dir = parsed.out ?? path.join('reports', safeName(parsed.sweep));
       await mkdir(dir, { recursive: true });
       pointsFile = path.join(dir, 'draws.csv');
       await writeFile(pointsFile, pointsCsv(points));
