@@ -42,11 +42,15 @@ export interface RuleOutcome {
   meanTestChange: number;
 }
 
+/** A pick's test change against the unpruned model: the mean over its draws. */
+function testChange(p: StudyPick): number {
+  return p.test.reduce((s, d) => s + d.selected - d.baseline, 0) / p.test.length;
+}
+
 /** How each rule's picks fared on test. */
 export function ruleOutcomes(rules: readonly StudyRule[]): RuleOutcome[] {
   return rules.map(({ rule, judgedOn, picks }) => {
-    const change = (p: StudyPick) => p.test.reduce((s, d) => s + d.selected - d.baseline, 0) / p.test.length;
-    const changes = picks.map(change);
+    const changes = picks.map(testChange);
     const mean = (xs: number[]) => (xs.length === 0 ? NaN : xs.reduce((s, x) => s + x, 0) / xs.length);
     const pairs = picks.flatMap((p) => p.test);
     return {
@@ -102,9 +106,8 @@ export function renderStudy(unpruned: readonly UnprunedDraws[], rules: readonly 
   ]);
   const picks = rules.flatMap((r) =>
     r.picks.map((p) => {
-      const change = p.test.reduce((s, d) => s + d.selected - d.baseline, 0) / p.test.length;
       const seeds = p.test.map((d) => d.seed).join(',');
-      return [r.rule, p.dataset, seeds, p.ratio === 0 ? 'unpruned' : `${p.module} ${layerLabel(p.layer)} ${ratioLabel(p.ratio)}`, pts(p.validationGain), pts(change)];
+      return [r.rule, p.dataset, seeds, p.ratio === 0 ? 'unpruned' : `${p.module} ${layerLabel(p.layer)} ${ratioLabel(p.ratio)}`, pts(p.validationGain), pts(testChange(p))];
     }),
   );
   return [
