@@ -43,7 +43,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     }
     process.stdout.write('dashboards/*.json match dashboards/src/\n');
   } else {
-    for (const [file, text] of Object.entries(generatedDashboards())) writeFileSync(path.join(DASHBOARDS_DIR, file), text);
-    process.stdout.write(`wrote ${Object.keys(generatedDashboards()).join(', ')}\n`);
+    const dashboards = generatedDashboards();
+    for (const [file, text] of Object.entries(dashboards)) writeFileSync(path.join(DASHBOARDS_DIR, file), text);
+    process.stdout.write(`wrote ${Object.keys(dashboards).join(', ')}\n`);
   }
 }

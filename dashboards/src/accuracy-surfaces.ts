@@ -9,7 +9,9 @@ import * as table from '@grafana/grafana-foundation-sdk/table';
 import { ALL_LAYERS, fixedColour, lastValue, link, POSTGRES, SqlQueryBuilder, steps } from './common.ts';
 
 const SWEEP = 'sweep = ${sweep:sqlstring}';
-const CELL_FILTER = `${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND module = \${module:sqlstring}`;
+/** The selected (model, dataset, split) of the sweep, and within it the selected module. */
+const TASK_FILTER = `${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring}`;
+const CELL_FILTER = `${TASK_FILTER} AND module = \${module:sqlstring}`;
 
 /**
  * One value of every (layer, ratio) of the selected surface from cell_draw_summaries, the points whose
@@ -26,7 +28,7 @@ function surfaceSql(column: string, as: string): string {
   FROM (SELECT DISTINCT layer FROM cell_draw_summaries WHERE ${CELL_FILTER} AND ratio > 0 AND draws_done = draws) p
   CROSS JOIN (
     SELECT ${column} FROM cell_draw_summaries
-    WHERE ${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND ratio = 0 AND draws_done = draws
+    WHERE ${TASK_FILTER} AND ratio = 0 AND draws_done = draws
   ) u
 ) s
 ORDER BY layer, ratio`;
@@ -91,7 +93,7 @@ function bestVsUnprunedPanel(): stat.PanelBuilder {
         `SELECT max(mean_accuracy) FILTER (WHERE ratio = 0) AS baseline_accuracy,
   max(mean_accuracy) AS best_accuracy, max(mean_delta) AS best_delta
 FROM cell_draw_summaries
-WHERE ${SWEEP} AND model = \${model:sqlstring} AND dataset = \${dataset:sqlstring} AND split = \${split:sqlstring} AND draws_done = draws`,
+WHERE ${TASK_FILTER} AND draws_done = draws`,
       ),
     )
     .reduceOptions(lastValue())
