@@ -82,12 +82,6 @@ export function studentTTwoSided(t: number, df: number): number {
   return regularizedBeta(df / (df + t * t), df / 2, 0.5);
 }
 
-/** P(T <= t) for T ~ Student t with `df` degrees of freedom. */
-export function studentTCdf(t: number, df: number): number {
-  const tail = studentTTwoSided(t, df) / 2;
-  return t >= 0 ? 1 - tail : tail;
-}
-
 /** The p quantile of Student's t with `df` (finite, > 0) degrees of freedom; about 14 digits. */
 export function studentTQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 1)) throw new RangeError(`studentTQuantile: p must be in (0, 1), got ${p}`);

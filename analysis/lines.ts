@@ -10,7 +10,7 @@ const PALETTE = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9
 const DASHES = ['', '6 3', '2 2', '8 3 2 3'];
 
 /** The unpruned accuracy of a surface: its ratio-0 column (the same cell in every row). */
-export function unprunedValue(surface: Surface): number | null {
+function unprunedValue(surface: Surface): number | null {
   const j = surface.ratios.indexOf(0);
   if (j < 0) return null;
   for (const row of surface.values) if (row[j] !== null) return row[j];

@@ -32,7 +32,7 @@ export interface ValidationResult {
 
 export type SelectionRule = { rule: 'paper' } | { rule: 'significant'; level: number; correction: 'holm' | 'none' };
 
-export const PAPER_RULE: SelectionRule = { rule: 'paper' };
+const PAPER_RULE: SelectionRule = { rule: 'paper' };
 
 /** A pruned candidate's validation gain over the unpruned model, with the p-value its rule compared with the level. */
 export interface CandidateGain extends GainSummary {

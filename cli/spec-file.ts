@@ -26,7 +26,7 @@ export function formatProblems(file: string, problems: string[]): string {
 }
 
 /** The cell limit the workers enforce (ICL_SWEEP_MAX_CELLS, as they read it). */
-export function maxCellsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+function maxCellsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const n = Number(env.ICL_SWEEP_MAX_CELLS);
   return Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_CELLS;
 }

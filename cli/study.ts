@@ -46,7 +46,7 @@ Options:
   -h, --help           this text`;
 
 /** The default grid (every rule's sweep adds its selection). */
-export function studyGrid(modelDir: string): SweepSpecInput {
+function studyGrid(modelDir: string): SweepSpecInput {
   return {
     name: 'variance-study',
     models: [{ name: 'smollm2-135m', path: modelDir }],
@@ -81,7 +81,7 @@ function gridSeeds(grid: SweepSpecInput): number[] {
 }
 
 /** Each rule's sweeps over the grid. */
-export function ruleSweeps(grid: SweepSpecInput, prefix: string, level: number): RuleSweep[] {
+function ruleSweeps(grid: SweepSpecInput, prefix: string, level: number): RuleSweep[] {
   const seeds = gridSeeds(grid);
   const { demoSeeds: _draws, seed: _seed, ...oneDraw } = grid;
   const sweep = (name: string, over: Partial<SweepSpecInput>): SweepSpecInput => ({ ...grid, ...over, name: `${prefix}-${name}` });
