@@ -6,6 +6,7 @@
 import { csvField } from './csv.ts';
 import { summarizeDraws } from './draws.ts';
 import { table } from './report.ts';
+import { quantile } from './stats.ts';
 import type { SurfaceSourceRow } from './surface.ts';
 
 /** A cell_results row (the columns this reads). */
@@ -100,7 +101,7 @@ export function renderDrawSpread(points: readonly DrawPoint[], confidence = 0.95
   const rows = [...groups.values()].map((ps) => {
     const base = ps.find((p) => p.ratio === 0);
     const sds = ps.filter((p) => p.ratio !== 0 && p.sd !== null).map((p) => p.sd!).sort((a, b) => a - b);
-    const median = sds.length === 0 ? null : sds.length % 2 ? sds[(sds.length - 1) / 2] : (sds[sds.length / 2 - 1] + sds[sds.length / 2]) / 2;
+    const median = sds.length === 0 ? null : quantile(sds, 0.5);
     return [
       ps[0].model,
       ps[0].dataset,

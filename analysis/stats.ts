@@ -313,8 +313,8 @@ export function pairedBootstrap(
   return { difference: total / n, lower: quantile(stats, alpha), upper: quantile(stats, 1 - alpha), confidence, resamples, seed };
 }
 
-/** Type-7 quantile of sorted values. */
-function quantile(sorted: Float64Array, q: number): number {
+/** Type-7 quantile of sorted values (q = 0.5: the median). */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
   const h = (sorted.length - 1) * q;
   const lo = Math.floor(h);
   const hi = Math.ceil(h);
