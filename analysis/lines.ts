@@ -61,9 +61,10 @@ export function renderAccuracyLinesSvg(surface: Surface): string {
     `<text x="${left}" y="40" fill="#444444">${escapeXml(subtitle)}</text>`,
     '<g class="grid" stroke="#e3e3e3">',
   ];
-  for (const t of ticks(lo, hi)) out.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}"/>`);
+  const yTicks = ticks(lo, hi);
+  for (const t of yTicks) out.push(`<line x1="${left}" x2="${left + plotW}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}"/>`);
   out.push('</g>', '<g class="axis-accuracy" text-anchor="end">');
-  for (const t of ticks(lo, hi)) out.push(`<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}">${t.toFixed(2)}</text>`);
+  for (const t of yTicks) out.push(`<text x="${left - 6}" y="${(y(t) + 4).toFixed(1)}">${t.toFixed(2)}</text>`);
   out.push('</g>', '<g class="axis-ratio" text-anchor="middle">');
   surface.ratios.forEach((r, j) => out.push(`<text x="${x(j).toFixed(1)}" y="${top + plotH + 18}">${escapeXml(ratioLabel(r))}</text>`));
   out.push(
