@@ -13,6 +13,7 @@ import {
   type BootstrapResult,
   type ExamplePrediction,
   type McNemarResult,
+  type PairedCorrectness,
 } from './stats.ts';
 import { pairedGain, summarizeDraws, type GainSummary, type PairedDraw } from './draws.ts';
 import type { DrawPoint } from './draw-points.ts';
@@ -170,16 +171,15 @@ function drawsCell(key: string, status: string, f1Macro: number | null, preds: (
   };
 }
 
-/** The paired counts of each draw (null when a draw has no pairing: a warning says why). */
-function pairedDraws(draws: readonly SelectionDrawCells[], predictions: ReadonlyMap<string, ExamplePrediction[]>, warnings: string[]): PairedDraw[] | null {
-  const out: PairedDraw[] = [];
+/** The paired examples of each draw (null when a draw has no pairing: a warning says why). */
+function pairedDraws(draws: readonly SelectionDrawCells[], predictions: ReadonlyMap<string, ExamplePrediction[]>, warnings: string[]): PairedCorrectness[] | null {
+  const out: PairedCorrectness[] = [];
   for (const d of draws) {
     const bp = predictions.get(d.baselineCellKey);
     const sp = predictions.get(d.selectedCellKey);
     if (!bp?.length || !sp?.length) return null;
     try {
-      const paired = pairPredictions(bp, sp);
-      out.push({ n: paired.idx.length, ...discordantPairs(paired.baseline, paired.other) });
+      out.push(pairPredictions(bp, sp));
     } catch (err) {
       warnings.push(`no paired test${draws.length > 1 ? ` (draw with seed ${d.seed})` : ''}: ${(err as Error).message}`);
       return null;
@@ -220,13 +220,13 @@ export function buildSelectionReports(
         warnings.push(`${name} cell: stored accuracy ${stored} differs from its predictions' ${cell.accuracy}`);
       }
     }
-    const pairs = pairedDraws(cells, predictions, warnings);
+    const examples = pairedDraws(cells, predictions, warnings);
+    const pairs: PairedDraw[] | null = examples && examples.map((e) => ({ n: e.idx.length, ...discordantPairs(e.baseline, e.other) }));
     const paired = pairs ? pairedGain(pairs, confidence) : null;
     const discordant = pairs ? { b: pairs.reduce((t, p) => t + p.b, 0), c: pairs.reduce((t, p) => t + p.c, 0) } : null;
     let bootstrap: BootstrapResult | null = null;
-    if (cells.length === 1 && pairs && options.bootstrap && options.bootstrap > 0) {
-      const both = pairPredictions(predictions.get(cells[0].baselineCellKey)!, predictions.get(cells[0].selectedCellKey)!);
-      bootstrap = pairedBootstrap(both.baseline, both.other, { resamples: options.bootstrap, seed: options.seed ?? 0, confidence });
+    if (cells.length === 1 && examples && options.bootstrap && options.bootstrap > 0) {
+      bootstrap = pairedBootstrap(examples[0].baseline, examples[0].other, { resamples: options.bootstrap, seed: options.seed ?? 0, confidence });
     }
     const difference = baseline.accuracy !== null && selected.accuracy !== null ? selected.accuracy - baseline.accuracy : null;
     const gain = s.validationGain !== null && s.validationGainLower !== null && s.validationGainUpper !== null && s.validationGainP !== null
