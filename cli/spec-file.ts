@@ -25,7 +25,7 @@ export function formatProblems(file: string, problems: string[]): string {
   return `${file}: invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}\n`;
 }
 
-/** The cell limit the workers enforce (ICL_SWEEP_MAX_CELLS, as they read it). */
+/** The cell limit the workers enforce (ICL_SWEEP_MAX_CELLS); a value a worker would refuse (not an integer >= 1) counts as the default here. */
 function maxCellsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const n = Number(env.ICL_SWEEP_MAX_CELLS);
   return Number.isInteger(n) && n >= 1 ? n : DEFAULT_MAX_CELLS;
