@@ -9,6 +9,7 @@ import type { Selection, SelectionRule } from '../analysis/selection.ts';
 import type { SelectionRow } from '../activities/types.ts';
 import { pickDraws, type Cell, type PreparedSweep } from '../sweepspec/cells.ts';
 import { cellsAt, gridShape, gridSplit } from '../sweepspec/grid.ts';
+import { problemsMessage } from '../sweepspec/inputs.ts';
 import { checkSpec, type SweepSpec } from '../sweepspec/schema.ts';
 import { light, preparation } from './activities.ts';
 import type { CellSource } from './window.ts';
@@ -21,8 +22,7 @@ function invalidSpec(message: string, problems: unknown): ApplicationFailure {
 export function validate(input: unknown): SweepSpec {
   const check = checkSpec(input);
   if (check.ok) return check.spec;
-  const { problems } = check;
-  throw invalidSpec(`invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`, problems);
+  throw invalidSpec(problemsMessage(check.problems), check.problems);
 }
 
 /** Fingerprints and layer counts; the grid checked against the models and the cell limit; the sweep's name claimed. */
@@ -53,10 +53,10 @@ export async function selectOnValidation(name: string, rule: SelectionRule): Pro
  * each) and the selection rows to store.
  */
 export function testPlan(spec: SweepSpec, prepared: PreparedSweep, selections: Selection[]): { source: CellSource; rows: SelectionRow[] } {
-  const cells: Cell[] = [];
+  const cells = new Map<string, Cell>();
   const rows: SelectionRow[] = [];
   const add = (c: Cell) => {
-    if (!cells.some((x) => x.key === c.key)) cells.push(c);
+    if (!cells.has(c.key)) cells.set(c.key, c);
   };
   for (const s of selections) {
     const draws = pickDraws(spec, prepared, s);
@@ -67,7 +67,8 @@ export function testPlan(spec: SweepSpec, prepared: PreparedSweep, selections: S
     const drawCells = draws.map((d) => ({ seed: d.seed, validationCellKey: d.validation.key, baselineCellKey: d.baseline.key, selectedCellKey: d.selected.key }));
     rows.push({ ...s, baselineCellKey: draws[0].baseline.key, selectedCellKey: draws[0].selected.key, drawCells });
   }
-  return { source: { size: cells.length, cells: (from, count) => cells.slice(from, from + count) }, rows };
+  const ordered = [...cells.values()];
+  return { source: { size: ordered.length, cells: (from, count) => ordered.slice(from, from + count) }, rows };
 }
 
 export async function saveSelections(name: string, rows: SelectionRow[]): Promise<void> {
