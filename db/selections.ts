@@ -3,7 +3,7 @@
  * the pick's test cells per demonstration draw. Writes are idempotent upserts (a retried activity
  * writes the same rows). Re-exported by db/queries.ts.
  */
-import { and, asc, eq, gte, sql } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gte, sql } from 'drizzle-orm';
 import { chunks, type Db } from './client.ts';
 import { selectionDraws, selectionResults as selectionResultsView, selections } from './schema/index.ts';
 
@@ -41,6 +41,8 @@ export interface SelectionInput {
 }
 
 const SELECTION_CHUNK = 500;
+const SELECTION_COLUMNS = getTableColumns(selections);
+const SELECTION_KEY = new Set(['sweep', 'model', 'dataset']);
 
 /** Upserts one selection per (sweep, model, dataset) and its draws (idempotent; the sweep must exist). */
 export async function saveSelections(db: Db, sweepName: string, rows: readonly SelectionInput[]): Promise<void> {
@@ -70,13 +72,11 @@ export async function saveSelections(db: Db, sweepName: string, rows: readonly S
       validationGainP: r.gain?.pValue ?? null,
       decision: r.decision ?? null,
     }));
+    // A pick saved again: every column this save writes, its key aside, takes the new value.
     const updated = Object.fromEntries(
-      Object.entries({
-        module: 'module', layer: 'layer', ratio: 'ratio', validationAccuracy: 'validation_accuracy', validationCellKey: 'validation_cell_key',
-        baselineCellKey: 'baseline_cell_key', selectedCellKey: 'selected_cell_key', rule: 'rule', level: 'level', correction: 'correction',
-        draws: 'draws', baselineValidationAccuracy: 'baseline_validation_accuracy', validationGain: 'validation_gain',
-        validationGainLower: 'validation_gain_lower', validationGainUpper: 'validation_gain_upper', validationGainP: 'validation_gain_p', decision: 'decision',
-      }).map(([key, column]) => [key, sql.raw(`excluded."${column}"`)]),
+      Object.keys(values[0])
+        .filter((key) => !SELECTION_KEY.has(key))
+        .map((key) => [key, sql.raw(`excluded."${SELECTION_COLUMNS[key as keyof typeof SELECTION_COLUMNS].name}"`)]),
     );
     await db.insert(selections).values(values).onConflictDoUpdate({ target: [selections.sweep, selections.model, selections.dataset], set: updated });
   }
