@@ -9,7 +9,7 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 
 /** Connection-level error codes of Node's sockets. */
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE']);
-/** Postgres SQLSTATEs of a server that is going away or not there yet (class 08: connection exceptions). */
+/** Postgres SQLSTATEs of a server shutting down, starting up or out of connections; class 08 (connection exceptions) is matched by prefix. */
 const SERVER_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
 /** What node-postgres says when a connection drops or cannot be had in time. */
 const DRIVER_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i;

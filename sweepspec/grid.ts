@@ -58,7 +58,7 @@ export function gridShape(spec: SweepSpec, prepared: PreparedSweep, split: Split
   const datasets = spec.datasets.map((d) => byName(prepared.datasets, d.name, 'dataset'));
   const ratios = unique(spec.ratios.filter((r) => r !== 0));
   const baseline = spec.ratios.some((r) => r === 0);
-  // Without demoSeeds a cell carries no seed of its own (its key takes the spec's), as before draws existed.
+  // Without demoSeeds a cell carries no seed of its own: its key takes the spec's (cellIdentity).
   const seeds = datasets.map((d) => (spec.demoSeeds === undefined ? [undefined] : drawSeeds(spec, d)));
   const draws = drawCount(spec);
   const models = spec.models.map((m): ModelAxes => {
