@@ -7,6 +7,7 @@
  */
 import type { Engine } from '../engine/types.ts';
 import type { Db } from '../db/client.ts';
+import type { ExecutionProvider } from '../sweepspec/schema.ts';
 import type { metrics as realMetrics } from './metrics.ts';
 
 export type Metrics = typeof realMetrics;
@@ -29,7 +30,7 @@ export interface CellActivityContext extends ActivityContext {
   engine: Engine;
   engineVersion: string;
   /** The execution provider this worker's engine runs (the one its cells queue is for). */
-  executionProvider: 'cpu' | 'cuda';
+  executionProvider: ExecutionProvider;
   /** Largest grid a sweep this worker prepares may have. */
   maxCells: number;
 }

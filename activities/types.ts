@@ -4,7 +4,7 @@
  * the engine from their worker's context.
  */
 import type { CellRequest } from '../engine/types.ts';
-import type { SweepSpec } from '../sweepspec/schema.ts';
+import type { ExecutionProvider, SweepSpec } from '../sweepspec/schema.ts';
 import type { Cell, PreparedSweep } from '../sweepspec/cells.ts';
 import type { Selection, SelectionRule } from '../analysis/selection.ts';
 import type { SweepStatus } from '../db/schema/tables.ts';
@@ -31,7 +31,7 @@ export interface EvaluateCellInput {
     datasetFingerprint: string;
     shots: number | null;
     seed: number | null;
-    executionProvider: 'cpu' | 'cuda';
+    executionProvider: ExecutionProvider;
     params: unknown;
   };
 }
