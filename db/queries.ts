@@ -399,6 +399,8 @@ async function recordSecondCompletion(db: Db, input: CellResultInput, rows: { id
   const same =
     stored.accuracy === outcome.accuracy && stored.accuracyNorm === outcome.accuracyNorm && stored.n === outcome.n && storedPredictions.size === rows.length && differing === 0;
   if (same) return 'duplicate';
+  // The same provenance as a cell row, but the attempt is null when unknown (a cell row stores 0).
+  const { attempts: _, ...provenance } = provenanceValues(input);
   await db.insert(cellConflicts).values({
     cellKey: input.key,
     sweep: input.sweep ?? null,
@@ -406,12 +408,8 @@ async function recordSecondCompletion(db: Db, input: CellResultInput, rows: { id
     accuracyNorm: outcome.accuracyNorm,
     n: outcome.n,
     differingPredictions: differing,
-    worker: input.worker,
-    host: input.host ?? null,
+    ...provenance,
     attempt: input.attempt ?? null,
-    executionProvider: input.executionProvider ?? null,
-    weightDtype: input.weightDtype ?? null,
-    onnxruntimeVersion: input.onnxruntimeVersion ?? null,
     engineVersion: input.engineVersion ?? null,
   });
   return 'conflict';
