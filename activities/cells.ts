@@ -46,7 +46,7 @@ export function cellActivities(ctx: ActivityContext) {
           error,
           worker: ctx.workerName,
           host: ctx.host,
-          ...(attempt !== undefined ? { attempt } : {}),
+          attempt,
         }),
       );
     },
