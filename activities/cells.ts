@@ -10,13 +10,7 @@ export function cellActivities(ctx: ActivityContext) {
     /** Links the cells to the sweep (idempotent) and returns the keys already done, marking them reused. */
     async linkCells({ sweep, cells }: LinkCellsInput): Promise<string[]> {
       const db = database();
-      await db('link cells', () =>
-        linkCells(
-          ctx.db,
-          sweep,
-          cells.map((c) => ({ key: c.key, model: c.model, dataset: c.dataset, module: c.module, layer: c.layer, ratio: c.ratio, split: c.split })),
-        ),
-      );
+      await db('link cells', () => linkCells(ctx.db, sweep, cells));
       const done = await db('look cells up', () => findDoneCells(ctx.db, cells.map((c) => c.key)));
       if (done.size > 0) {
         await db('mark cells reused', () => markReused(ctx.db, sweep, [...done]));
