@@ -4,7 +4,7 @@
  * The rule runs here, next to the data, so a 10,000-cell grid's accuracies and examples never travel
  * through the workflow history.
  */
-import { cellResults, pairedCounts, saveSelections, type CellResultRow } from '../db/queries.ts';
+import { cellResults, pairedCounts, pairKey, saveSelections, type CellResultRow } from '../db/queries.ts';
 import { selectCells, type Selection, type ValidationResult } from '../analysis/selection.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
 import type { SaveSelectionsInput, SelectOnValidationInput } from './types.ts';
@@ -22,10 +22,15 @@ export function selectionActivities(ctx: ActivityContext) {
       // A draw is the seed a cell used (cells.seed): each cell against the unpruned cell of its own draw.
       const draw = (r: CellResultRow) => JSON.stringify([r.model, r.dataset, r.seed]);
       const unpruned = new Map(rows.filter((r) => r.ratio === 0).map((r) => [draw(r), r.cellKey]));
-      const pairs = rows.flatMap((r) => (r.ratio !== 0 && unpruned.has(draw(r)) ? [{ cellKey: r.cellKey, baselineKey: unpruned.get(draw(r))! }] : []));
+      const baselineOf = (r: CellResultRow) => (r.ratio === 0 ? undefined : unpruned.get(draw(r)));
+      const pairs = rows.flatMap((r) => {
+        const baselineKey = baselineOf(r);
+        return baselineKey === undefined ? [] : [{ cellKey: r.cellKey, baselineKey }];
+      });
       const counts = await outage('pair validation examples', () => pairedCounts(ctx.db, pairs));
       const results: ValidationResult[] = rows.map((r) => {
-        const paired = r.ratio === 0 ? undefined : counts.get(`${r.cellKey} ${unpruned.get(draw(r))}`);
+        const baselineKey = baselineOf(r);
+        const paired = baselineKey === undefined ? undefined : counts.get(pairKey(r.cellKey, baselineKey));
         return {
           model: r.model,
           dataset: r.dataset,
@@ -43,9 +48,8 @@ export function selectionActivities(ctx: ActivityContext) {
     },
 
     async saveSelections({ sweep, rows }: SaveSelectionsInput): Promise<void> {
-      const stored = rows.map(({ drawCells, ...s }) => ({
+      const stored = rows.map((s) => ({
         ...s,
-        drawCells,
         decision: { rule: s.rule, draws: s.draws, baselineValidationAccuracy: s.baselineValidationAccuracy, gain: s.gain, bestPruned: s.bestPruned, candidates: s.candidates, significant: s.significant },
       }));
       await activityOutage(ctx.outageToleranceMs)('save selections', () => saveSelections(ctx.db, sweep, stored));

@@ -19,10 +19,15 @@ export interface PairedCounts {
 
 const PAIR_CHUNK = 200;
 
-/** Paired counts of each (cell, baseline) pair whose two cells both have examples stored, by `${cellKey} ${baselineKey}`. */
+/** The key of a (cell, baseline) pair in pairedCounts' result. */
+export function pairKey(cellKey: string, baselineKey: string): string {
+  return `${cellKey} ${baselineKey}`;
+}
+
+/** Paired counts of each (cell, baseline) pair whose two cells both have examples stored, by pairKey. */
 export async function pairedCounts(db: Db, pairs: readonly { cellKey: string; baselineKey: string }[]): Promise<Map<string, PairedCounts>> {
   const out = new Map<string, PairedCounts>();
-  const unique = [...new Map(pairs.map((p) => [`${p.cellKey} ${p.baselineKey}`, p])).values()];
+  const unique = [...new Map(pairs.map((p) => [pairKey(p.cellKey, p.baselineKey), p])).values()];
   for (const part of chunks(unique, PAIR_CHUNK)) {
     const rows = await queryRows<{ cell_key: string; baseline_key: string; n: number; b: number; c: number; unmatched: number }>(
       db,
@@ -41,7 +46,7 @@ export async function pairedCounts(db: Db, pairs: readonly { cellKey: string; ba
       ) j ON true
       GROUP BY p."cellKey", p."baselineKey"`,
     );
-    for (const r of rows) out.set(`${r.cell_key} ${r.baseline_key}`, { n: Number(r.n), b: Number(r.b), c: Number(r.c), unmatched: Number(r.unmatched) });
+    for (const r of rows) out.set(pairKey(r.cell_key, r.baseline_key), { n: Number(r.n), b: Number(r.b), c: Number(r.c), unmatched: Number(r.unmatched) });
   }
   return out;
 }
