@@ -27,7 +27,7 @@ export function preparation(spec: Pick<SweepSpec, 'executionProvider' | 'heartbe
 }
 
 /** The cell evaluation, on the cells queue of the sweep's execution provider. */
-export function cellActivities(spec: Pick<SweepSpec, 'executionProvider' | 'heartbeatTimeoutSeconds' | 'cellAttempts'>, sweepTaskQueue: string) {
+export function cellEvaluation(spec: Pick<SweepSpec, 'executionProvider' | 'heartbeatTimeoutSeconds' | 'cellAttempts'>, sweepTaskQueue: string) {
   return proxyActivities<Pick<CellActivities, 'evaluateCell'>>({
     taskQueue: cellsTaskQueue(sweepTaskQueue, spec.executionProvider),
     startToCloseTimeout: '12 hours',

@@ -9,7 +9,7 @@ import { RetryState } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, CancellationScope, defineSignal, getExternalWorkflowHandle, isCancellation, log } from '@temporalio/workflow';
 import type { CellFailureDetails, EvaluateCellInput } from '../activities/types.ts';
 import type { SweepSpec } from '../sweepspec/schema.ts';
-import { cellActivities, light } from './activities.ts';
+import { cellEvaluation, light } from './activities.ts';
 import type { CellOutcome, CellReport } from './state.ts';
 
 /** Sent by each cell to its sweep when it ends. */
@@ -46,7 +46,7 @@ export async function sweepCell(input: SweepCellInput): Promise<CellOutcome> {
 async function evaluate(input: SweepCellInput): Promise<CellOutcome> {
   const { sweepWorkflowId: _, sweepTaskQueue, policy, ...evaluation } = input;
   try {
-    return (await cellActivities(policy, sweepTaskQueue).evaluateCell(evaluation)).status;
+    return (await cellEvaluation(policy, sweepTaskQueue).evaluateCell(evaluation)).status;
   } catch (err) {
     if (isCancellation(err)) throw err;
     await light.recordCellFailure({ sweep: input.sweep, cell: input.cell, identity: input.identity, error: describeFailure(err), ...failedAttempt(err, policy.cellAttempts) });
