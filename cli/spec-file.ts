@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { checkSpec, type SpecCheck } from '../sweepspec/schema.ts';
 import { DEFAULT_MAX_CELLS, gridLimitProblem, gridSizeBound } from '../sweepspec/grid.ts';
+import { problemsMessage } from '../sweepspec/inputs.ts';
 
 /** The spec as the user wrote it (what the workflow receives), or a readable error. */
 export async function readSpecFile(file: string): Promise<unknown> {
@@ -22,7 +23,7 @@ export async function readSpecFile(file: string): Promise<unknown> {
 }
 
 export function formatProblems(file: string, problems: string[]): string {
-  return `${file}: invalid sweep spec (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}\n`;
+  return `${file}: ${problemsMessage(problems)}\n`;
 }
 
 /** The cell limit the workers enforce (ICL_SWEEP_MAX_CELLS); a value a worker would refuse (not an integer >= 1) counts as the default here. */
