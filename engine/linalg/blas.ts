@@ -51,7 +51,22 @@ export function linalg(): Lib {
     // void cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
     sgemm: blas.func('void cblas_sgemm(int, int, int, int, int, int, float, float *, int, float *, int, float, float *, int)'),
   };
+  singleThreaded(blas);
   return lib;
+}
+
+/**
+ * One thread per call: OpenBLAS splits work by its thread count, which changes the rounding, so a threaded
+ * decomposition's bits would depend on the machine's core count; the engine runs independent calls side by
+ * side instead (an edit's matrices), and no idle OpenBLAS threads spin beside ONNX Runtime's. Other BLAS
+ * builds (no such function) are left as they are.
+ */
+function singleThreaded(blas: ReturnType<typeof koffi.load>): void {
+  try {
+    blas.func('void openblas_set_num_threads(int)')(1);
+  } catch {
+    // not OpenBLAS
+  }
 }
 
 function callAsync<T>(fn: Fn, args: unknown[]): Promise<T> {

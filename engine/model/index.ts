@@ -23,8 +23,8 @@ import { ioSpec } from './io.ts';
 import { DT_BFLOAT16, DT_FLOAT, DT_FLOAT16, externalDataFiles, floatTypeOf, type FloatType, fromFloat32, graphOf, type ModelProto, readModelProto, type TensorProto } from './onnx.ts';
 import { LayerStates } from './layer-states.ts';
 import { feedMask, maskTensor, probeMask } from './mask.ts';
-import { Edited } from './runs.ts';
-import { createSession, SessionPool, sessionOptions } from './session.ts';
+import { Edited, type Slicing } from './runs.ts';
+import { createSession, SessionPool, type SessionLease, sessionOptions } from './session.ts';
 import { captureGraph, layerCuts, sliceGraph } from './slices.ts';
 import { StateStore } from './states.ts';
 import { loadTokenizer, type ModelTokenizer, readJson } from './tokenizer.ts';
@@ -150,6 +150,12 @@ export interface CausalLM {
   readonly runtimeVersion: string;
 }
 
+/** The session a cell runs on, and the layer states it reads (a slice) or keeps (the capture graph). */
+interface Runner {
+  lease: SessionLease;
+  slicing: Slicing | null;
+}
+
 /** The stored type of the prunable matrices ('float16+float32' when they differ). */
 function weightDtypeOf(model: ModelProto, map: WeightMap): string {
   const types = new Set<FloatType>();
@@ -268,10 +274,7 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const prepareMask = async () => {
     maskReady ??= (async () => {
       const fed = maskAt ? await probeMask(model, maskAt, io, await optionsOnce()).catch(() => null) : null;
-      if (fed) {
-        feedMask(model, maskAt!, fed);
-        io.mask = fed;
-      }
+      if (fed) io.mask = feedMask(model, maskAt!, fed);
     })();
     return maskReady;
   };
@@ -308,34 +311,50 @@ export async function loadModel(dir: string, opts: LoadOptions): Promise<CausalL
   const computeType = widens(opts) ? 'float32' : weightDtype;
   const loadSeconds = (performance.now() - t0) / 1000;
 
+  /**
+   * Where a cell feeding these matrices runs: the unpruned model runs the capture graph, keeping the hidden
+   * states of what it runs; a cell whose edits start at layer L >= 1 runs layers L..N-1 from the unpruned
+   * model's hidden states entering L; anything else runs the whole model.
+   */
+  async function runnerFor(fed: string[]): Promise<Runner> {
+    const lowest = Math.min(...fed.map((name) => map.tensors.get(name)!.layer));
+    if (!states || (fed.length > 0 && !states.sliceable(lowest))) {
+      const lease = await pool.acquire(fed);
+      return { lease, slicing: null };
+    }
+    const cell = states.open();
+    try {
+      if (fed.length === 0) return { lease: await states.capture(), slicing: { states: cell, from: null } };
+      const half = (await cell.hiddenType()) === 'float16';
+      const lease = await pool.acquire(fed, `${FROM}${lowest}`);
+      return { lease, slicing: { states: cell, from: { layer: lowest, input: cuts[lowest]!, hiddenSize: sizes.hidden, half } } };
+    } catch (e) {
+      cell.release();
+      throw e;
+    }
+  }
+
   async function withEdit(edit: WeightEdit | null): Promise<EditedLM> {
     const e0 = performance.now();
     const stats: EditStats = { svdSeconds: 0, hits: 0, misses: 0 };
-    const edited = edit ? await editor.edited(edit, stats) : new Map<string, Float32Array>();
-    const feeds = weightFeeds(edited, map, graphType);
-    const fed = [...edited.keys()];
-    const seconds = () => (performance.now() - e0) / 1000;
-    const lowest = Math.min(...fed.map((name) => map.tensors.get(name)!.layer));
-    if (states && (fed.length === 0 || states.sliceable(lowest))) {
-      // the unpruned model runs the capture graph, keeping the hidden states of what it runs; a cell whose
-      // edits start at layer L >= 1 runs layers L..N-1 from the unpruned model's hidden states entering L
-      const cell = states.open();
-      try {
-        if (fed.length === 0) {
-          const lease = await states.capture();
-          return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, seconds(), lease.release, { states: cell, from: null });
-        }
-        const half = (await cell.hiddenType()) === 'float16';
-        const lease = await pool.acquire(fed, `${FROM}${lowest}`);
-        const from = { layer: lowest, input: cuts[lowest]!, hiddenSize: sizes.hidden, half };
-        return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, seconds(), lease.release, { states: cell, from });
-      } catch (e) {
-        cell.release();
-        throw e;
-      }
+    const fed = edit ? editor.fedNames(edit) : [];
+    let started = () => {};
+    const decomposing = new Promise<void>((resolve) => (started = resolve));
+    const values = edit ? editor.edited(edit, stats, started) : Promise.resolve(new Map<string, Float32Array>());
+    // A session depends only on which matrices are fed, so it is made while they are decomposed; making one
+    // holds this thread (ONNX Runtime's binding), so it starts once the decompositions run on theirs.
+    const runner = Promise.race([decomposing, values]).then(() => runnerFor(fed));
+    runner.catch(() => undefined); // seen where it is awaited below
+    let edited: Map<string, Float32Array>;
+    try {
+      edited = await values;
+    } catch (e) {
+      await runner.then(({ lease, slicing }) => (lease.release(), slicing?.states.release()), () => undefined);
+      throw e;
     }
-    const lease = await pool.acquire(fed);
-    return new Edited(lease.session, feeds, io, sizes.vocab, limits, stats, seconds(), lease.release);
+    const { lease, slicing } = await runner;
+    const seconds = (performance.now() - e0) / 1000;
+    return new Edited(lease.session, weightFeeds(edited, map, graphType), io, sizes.vocab, limits, stats, seconds, lease.release, slicing);
   }
 
   return {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DecompositionCache } from '../../engine/linalg/cache.ts';
-import { Editor } from '../../engine/model/edits.ts';
+import { BusyClock, Editor } from '../../engine/model/edits.ts';
 import { DT_FLOAT16, fromFloat32, readModelProto, toFloat32 } from '../../engine/model/onnx.ts';
 import { WeightStore } from '../../engine/model/weight-store.ts';
 import { familyOf, mapWeights, sizesOf } from '../../engine/model/weights.ts';
@@ -71,5 +71,37 @@ describe('Editor', () => {
     const [full] = [...(await editorOf('gptj').editor.edited(edit, stats())).values()];
     expect(fp16Exact(half)).toBe(true);
     expect(fp16Exact(full)).toBe(false);
+  });
+
+  it("decomposes an edit's matrices side by side, saying so once all are under way and before the values", async () => {
+    const { editor } = editorOf('llama');
+    const events: string[] = [];
+    const s = stats();
+    const edit = { module: 'mlp' as const, layer: 1, ratio: 0.5, svd: 'exact' as const, seed: 0 };
+    const out = editor.edited(edit, s, () => events.push('started')).then((v) => (events.push('values'), v));
+    expect([...(await out).keys()]).toHaveLength(3);
+    expect(s.misses).toBe(3);
+    expect(events).toEqual(['started', 'values']);
+    // all three cached now: started at once all the same
+    events.length = 0;
+    await editor.edited({ ...edit, ratio: 0.9 }, stats(), () => events.push('started')).then(() => events.push('values'));
+    expect(events).toEqual(['started', 'values']);
+    const none: string[] = [];
+    await editor.edited({ ...edit, ratio: 0 }, stats(), () => none.push('started'));
+    expect(none).toEqual(['started']);
+  });
+});
+
+describe('BusyClock', () => {
+  it('counts jobs that run side by side once', async () => {
+    const clock = new BusyClock();
+    const wait = (ms: number) => clock.time(() => new Promise((r) => setTimeout(r, ms)));
+    const t0 = performance.now();
+    await Promise.all([wait(120), wait(120), wait(120)]);
+    const wall = (performance.now() - t0) / 1000;
+    expect(clock.seconds).toBeGreaterThanOrEqual(0.1);
+    expect(clock.seconds).toBeLessThanOrEqual(wall + 1e-3);
+    await wait(50);
+    expect(clock.seconds).toBeGreaterThan(wall + 0.04);
   });
 });

@@ -17,6 +17,9 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importGguf } from '../../engine/gguf/index.ts';
 import { loadModel } from '../../engine/model/index.ts';
+import { ioSpec } from '../../engine/model/io.ts';
+import { feedMask, MASK_INPUT, maskFeed, maskTensor, probeMask } from '../../engine/model/mask.ts';
+import { graphOf, onnx, readModelProto } from '../../engine/model/onnx.ts';
 import { EngineInputError } from '../../engine/types.ts';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'gguf');
@@ -130,6 +133,43 @@ describe('importGguf: tiny Llama per tensor type vs transformers GGUF loader', (
       expect(maxAbsDiff(lp, p.last)).toBeLessThan(TOL);
     });
     await session.release();
+  });
+});
+
+describe('importGguf: the attention mask the engine feeds', () => {
+  it('every layer applies it as Where(mask, scores, c): fed as the additive mask that amounts to, the same logits bit for bit', async () => {
+    const dir = join(work, 'mask-tiny-f32');
+    await importGguf(join(FIX, 'tiny-f32.gguf'), dir);
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const { model } = readModelProto(dir, join(dir, 'model.onnx'));
+    const io = ioSpec(model, join(dir, 'model.onnx'));
+    const tensor = maskTensor(model, cfg.num_hidden_layers)!;
+    const readers = (m: typeof model, name: string) => graphOf(m).node.filter((n) => (n.input ?? []).includes(name));
+    expect(new Set(readers(model, tensor).map((n) => n.opType))).toEqual(new Set(['Where']));
+    const own = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), { extra: { session: { model_external_initializers_file_folder_path: dir } } });
+    const probed = await probeMask(model, tensor, io, { extra: { session: { model_external_initializers_file_folder_path: dir } } });
+    expect(probed).toMatchObject({ type: 'bool', visible: 1, hidden: 0 });
+    const fed = feedMask(model, tensor, probed!);
+    expect(fed).toMatchObject({ type: 'float32', visible: 0 });
+    expect(fed.hidden).toBeLessThan(-1e30);
+    expect(readers(model, MASK_INPUT).map((n) => n.opType)).toEqual(Array(cfg.num_hidden_layers).fill('Add'));
+    const added = await ort.InferenceSession.create(onnx.ModelProto.encode(model).finish(), { extra: { session: { model_external_initializers_file_folder_path: dir } } });
+    const ids = refs.files['tiny-f32.gguf']!.prompts[0]!.ids;
+    const S = ids.length;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, S]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(S).fill(1n), [1, S]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: S }, (_, i) => BigInt(i)), [1, S]),
+    };
+    for (let l = 0; l < cfg.num_hidden_layers; l++) {
+      for (const kv of ['key', 'value']) feeds[`past_key_values.${l}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, cfg.num_key_value_heads, 0, cfg.head_dim]);
+    }
+    const expected = (await own.run(feeds)).logits!.data as Float32Array;
+    const { attention_mask: _, ...rest } = feeds;
+    const got = (await added.run({ ...rest, [MASK_INPUT]: maskFeed(fed, 0, S, 1, [{ row: 0, offset: 0 }], [S]) })).logits!.data as Float32Array;
+    expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength))).toBe(true);
+    await own.release();
+    await added.release();
   });
 });
 
