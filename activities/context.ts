@@ -1,14 +1,15 @@
 /**
  * What the activities of one worker process share: the results database, the metrics recorders,
  * this worker's name and machine, and how long database work waits out an outage; on a worker that
- * runs cells, also the engine (models kept loaded, decomposition cache), its execution provider and
- * the largest grid it prepares. Built once per worker (worker/create.ts) and injected, so tests can
+ * runs cells, also the engine (models kept loaded, decomposition cache), its execution provider,
+ * the largest grid it prepares and the gate that bounds its evaluations at once. Built once per worker (worker/create.ts) and injected, so tests can
  * hand in their own.
  */
 import type { Engine } from '../engine/types.ts';
 import type { Db } from '../db/client.ts';
 import type { ExecutionProvider } from '../sweepspec/schema.ts';
 import type { metrics as realMetrics } from './metrics.ts';
+import type { EvaluationGate } from './gate.ts';
 
 export type Metrics = typeof realMetrics;
 
@@ -33,4 +34,6 @@ export interface CellActivityContext extends ActivityContext {
   executionProvider: ExecutionProvider;
   /** Largest grid a sweep this worker prepares may have. */
   maxCells: number;
+  /** Bounds the evaluations running at once (the worker's concurrency); cells prefetched beyond it wait here. */
+  gate: EvaluationGate;
 }

@@ -1,8 +1,11 @@
 /**
  * bench/grid.ts --sweep: the grid as a real sweep (the `sweep` workflow on the Temporal server of
  * TEMPORAL_ADDRESS, a fresh database on the Postgres server of DATABASE_URL, dropped afterwards, and an
- * in-process worker as `npm run worker` makes it, one cell at a time), with the engine's calls timed, so the
- * Temporal and database share of the wall time is what the engine did not spend.
+ * in-process worker as `npm run worker` makes it: one cell evaluated at a time, ICL_SWEEP_PREFETCH more
+ * taken), with the engine's calls timed, so the Temporal and database share of the wall time is the
+ * time the engine was not working: wall time minus the time any engine call was running (the union of
+ * the calls' spans, so calls that overlap are not counted twice), over wall time. Also prints where the
+ * time before the first evaluation and after the last one goes (bench/sweep-timeline.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +20,7 @@ import { createSweepWorker } from '../worker/create.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import type { GridCell } from './grid.ts';
 import type { StatsRecorder } from './grid-stats.ts';
+import { startAndFinish, sweepTimeline } from './sweep-timeline.ts';
 import { createTestDatabase } from '../test/support/database.ts';
 
 interface SweepBench {
@@ -28,27 +32,44 @@ interface SweepBench {
   opts: Record<string, string | boolean | undefined>;
 }
 
-/** The engine with every call timed: `busy` is the seconds spent in it; each evaluated cell is recorded. */
-function timedEngine(engine: Engine, recorder: StatsRecorder, cells: GridCell[]): Engine & { busy: number } {
+interface TimedEngine extends Engine {
+  /** Seconds during which at least one engine call was running. */
+  busy: number;
+  /** Date.now() of the first evaluation's start and the last one's end. */
+  firstEvaluation: number;
+  lastEvaluation: number;
+}
+
+/** The engine with every call timed (`busy`: the union of the calls' spans); each evaluated cell is recorded. */
+function timedEngine(engine: Engine, recorder: StatsRecorder, cells: GridCell[]): TimedEngine {
+  let running = 0;
+  let since = 0;
   const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
-    const t0 = performance.now();
+    if (running++ === 0) since = performance.now();
     try {
       return await fn(...a);
     } finally {
-      wrapped.busy += (performance.now() - t0) / 1000;
+      if (--running === 0) wrapped.busy += (performance.now() - since) / 1000;
     }
   };
   const wrapped = {
     busy: 0,
+    firstEvaluation: 0,
+    lastEvaluation: 0,
     describeModel: timed(engine.describeModel.bind(engine)),
     describeDataset: timed(engine.describeDataset.bind(engine)),
     checkCells: timed(engine.checkCells.bind(engine)),
     close: engine.close.bind(engine),
     evaluate: timed(async (request: CellRequest, options?: EvaluateOptions): Promise<CellOutcome> => {
       const from = recorder.cells.length;
-      const outcome = await engine.evaluate(request, options);
-      cells.push({ module: request.module, layer: request.layer, ratio: request.ratio, outcome, stats: recorder.since(from) });
-      return outcome;
+      wrapped.firstEvaluation ||= Date.now();
+      try {
+        const outcome = await engine.evaluate(request, options);
+        cells.push({ module: request.module, layer: request.layer, ratio: request.ratio, outcome, stats: recorder.since(from) });
+        return outcome;
+      } finally {
+        wrapped.lastEvaluation = Date.now();
+      }
     }),
   };
   return wrapped;
@@ -95,11 +116,17 @@ export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall
       sizes: { validationPerClass: perClass, testPerClass: perClass },
       split: b.opts.split,
     };
+    const calledAt = Date.now();
     const t0 = performance.now();
-    const result = (await client.workflow.execute('sweep', { taskQueue: name, workflowId: name, args: [spec] })) as SweepResult;
+    const handle = await client.workflow.start('sweep', { taskQueue: name, workflowId: name, args: [spec] });
+    const result = (await handle.result()) as SweepResult;
     const wall = (performance.now() - t0) / 1000;
     if (result.failed > 0 || cells.length !== b.grid.length) throw new Error(`sweep ${name}: ${JSON.stringify(result)}, ${cells.length} cells evaluated of ${b.grid.length}`);
     const cellSeconds = cells.reduce((a, c) => a + c.outcome.cost.seconds, 0);
+    const marks = { calledAt, resultAt: calledAt + wall * 1000, firstEvaluation: engine.firstEvaluation, lastEvaluation: engine.lastEvaluation };
+    console.log(`prefetch ${base.prefetch}; before the first evaluation and after the last (s from the start call):`);
+    for (const [what, seconds] of sweepTimeline(await handle.fetchHistory(), marks)) console.log(`  ${seconds.toFixed(3).padStart(8)}  ${what}`);
+    const { startSeconds, finishSeconds } = startAndFinish(marks);
     return {
       cells,
       wall,
@@ -108,6 +135,9 @@ export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall
         sweepCellsPerHour: Math.round((3600 * cells.length) / wall),
         engineSeconds: Number(engine.busy.toFixed(1)),
         engineSecondsInCells: Number(cellSeconds.toFixed(1)),
+        secondsBeforeFirstEvaluation: Number(startSeconds.toFixed(2)),
+        secondsAfterLastEvaluation: Number(finishSeconds.toFixed(2)),
+        prefetch: base.prefetch,
         // what the engine did not spend: workflow tasks, activity dispatch, database writes and reads
         temporalAndDatabaseShare: Number(((wall - engine.busy) / wall).toFixed(3)),
       },

@@ -12,6 +12,9 @@
  *   ICL_SWEEP_TASK_QUEUE    default "icl-sweep" (cells run on "<queue>-cells-<provider>")
  *   ICL_SWEEP_ROLES         "workflows,cells" (default): what this worker polls; "cells" for GPU-only machines
  *   ICL_SWEEP_CONCURRENCY   cells evaluated at once by this worker (default 1)
+ *   ICL_SWEEP_PREFETCH      cells taken from the queue beyond those: each waits, ready, for an evaluation
+ *                           slot, so its dispatch and lookup (and the last cell's save) overlap the running
+ *                           cell's compute (default 1; 0: take only what is evaluated at once)
  *   ICL_SWEEP_METRICS_PORT  Prometheus /metrics port (default 9464; 0: any free port; "off": none)
  *   ICL_SWEEP_EXECUTION_PROVIDER  cpu (default) or cuda: the engine's, and so the cells queue polled
  *   ICL_SWEEP_CACHE_DIR     decompositions and prepared datasets (default ./.cache/icl-sweep)
@@ -74,6 +77,8 @@ export interface WorkerConfig extends EngineConfig {
   taskQueue: string;
   roles: WorkerRole[];
   concurrency: number;
+  /** Cells taken beyond `concurrency`, waiting for an evaluation slot (ICL_SWEEP_PREFETCH). */
+  prefetch: number;
   /** undefined: no metrics server. */
   metricsPort?: number;
   shutdownGraceSeconds: number;
@@ -182,6 +187,7 @@ export function workerConfigFromEnv(env: Env = process.env): WorkerConfig {
     taskQueue: env.ICL_SWEEP_TASK_QUEUE || DEFAULT_TASK_QUEUE,
     roles: roles as WorkerRole[],
     concurrency: int(env, 'ICL_SWEEP_CONCURRENCY', 1, 1),
+    prefetch: int(env, 'ICL_SWEEP_PREFETCH', 1),
     metricsPort: metrics === 'off' ? undefined : int(env, 'ICL_SWEEP_METRICS_PORT', 9464),
     shutdownGraceSeconds: int(env, 'ICL_SWEEP_SHUTDOWN_GRACE_SECONDS', 30),
     workerName: env.ICL_SWEEP_WORKER_NAME || `${os.hostname()}:${process.pid}`,

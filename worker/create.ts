@@ -4,8 +4,10 @@
  *  - the sweep task queue ("icl-sweep"): the `sweep` and `sweepCell` workflows and their light
  *    (database) activities (it registers the sweep's search attributes when the namespace lacks them), and
  *  - the cells queue of its execution provider ("icl-sweep-cells-cpu" / "-cuda"): prepareSweep and
- *    evaluateCell, at most `concurrency` at a time: everything that reads model and dataset files,
- * over one connection, with one database pool and, when it runs cells, one engine (models kept
+ *    evaluateCell, everything that reads model and dataset files. It takes `concurrency + prefetch`
+ *    of them at a time, and its evaluation gate lets `concurrency` evaluate at once: the others wait,
+ *    ready, so the next cell's dispatch and lookup overlap the running cell's compute;
+ * both over one connection, with one database pool and, when it runs cells, one engine (models kept
  * loaded, LRU). A workflows-only worker has no engine and reads no model or dataset file.
  */
 import os from 'node:os';
@@ -15,6 +17,7 @@ import type { Engine, EngineOptions } from '../engine/types.ts';
 import { createDb, migrate, type Db } from '../db/client.ts';
 import { createCellActivities, createSweepActivities, type ActivityContext, type CellActivityContext } from '../activities/index.ts';
 import type { Metrics } from '../activities/context.ts';
+import { evaluationGate } from '../activities/gate.ts';
 import { cellsTaskQueue } from '../workflows/queues.ts';
 import type { EngineConfig, WorkerConfig } from './config.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
@@ -60,7 +63,10 @@ export interface SweepWorker {
   readonly taskQueue: string;
   /** Resolves when every poller has stopped (after shutdown()); closes what this module opened. */
   run(): Promise<void>;
-  /** Stops polling; running cells get config.shutdownGraceSeconds to finish, then are cancelled (and retried elsewhere). */
+  /**
+   * Stops polling; cells waiting for an evaluation slot are handed back at once, running cells get
+   * config.shutdownGraceSeconds to finish, then are cancelled (both are retried elsewhere).
+   */
   shutdown(): void;
 }
 
@@ -126,6 +132,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       connection = created;
     }
 
+    const gate = evaluationGate(config.concurrency);
     const workers: Worker[] = [];
     const common = {
       connection,
@@ -156,12 +163,18 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
             engineVersion,
             executionProvider: config.executionProvider,
             maxCells: config.maxCells,
+            gate,
           } satisfies CellActivityContext),
-          maxConcurrentActivityTaskExecutions: config.concurrency,
+          maxConcurrentActivityTaskExecutions: config.concurrency + config.prefetch,
         }),
       );
     }
 
+    /** Hands the waiting cells back first: nothing starts on a stopping worker. */
+    const stopAll = () => {
+      gate.close();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    };
     const closeOwned = async () => {
       for (const close of owned.reverse()) await close().catch((err) => console.error('close failed:', err));
       owned.length = 0;
@@ -174,15 +187,12 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       async run() {
         try {
           // One poller failing (e.g. the server went away for good) stops the other too.
-          const stopAll = () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
           await Promise.all(workers.map((w) => w.run().catch((err) => (stopAll(), Promise.reject(err)))));
         } finally {
           await closeOwned();
         }
       },
-      shutdown() {
-        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-      },
+      shutdown: stopAll,
     };
   } catch (err) {
     for (const close of owned.reverse()) await close().catch(() => {});

@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const queues = [config.roles.includes('workflows') ? config.taskQueue : null, config.roles.includes('cells') ? cellsTaskQueue(config.taskQueue, config.executionProvider) : null].filter(Boolean);
   console.log(
     `icl-sweep worker ${config.workerName}: ${config.temporal.address} namespace ${config.temporal.namespace}, task queues ${queues.join(' + ')}, ` +
-      `database ${worker.context.db.location}, concurrency ${config.concurrency}, ${config.executionProvider}` +
+      `database ${worker.context.db.location}, concurrency ${config.concurrency} (+${config.prefetch} prefetched), ${config.executionProvider}` +
       (server ? `, metrics on :${server.port}/metrics` : ''),
   );
   try {

@@ -12,6 +12,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateActivities } from '../../activities/evaluate.ts';
+import { evaluationGate } from '../../activities/gate.ts';
 import { isOutage, retryOnOutage } from '../../activities/outage.ts';
 import type { ActivityContext, CellActivityContext, EvaluateCellInput, EvaluateCellResult } from '../../activities/index.ts';
 import { cellByKey, cellConflictRows } from '../../db/queries.ts';
@@ -55,7 +56,7 @@ function recordingMetrics() {
 }
 
 function context(engine: Engine, metrics: ActivityContext['metrics'], worker: string): CellActivityContext {
-  return { engine, engineVersion: 'e-test', db: t.db, metrics, workerName: worker, host: `${worker}-host`, executionProvider: 'cpu', maxCells: 10, outageToleranceMs: 5_000, heartbeatEverySeconds: 1 };
+  return { engine, engineVersion: 'e-test', db: t.db, metrics, workerName: worker, host: `${worker}-host`, executionProvider: 'cpu', maxCells: 10, outageToleranceMs: 5_000, heartbeatEverySeconds: 1, gate: evaluationGate(1) };
 }
 
 const input = (key: string): EvaluateCellInput => ({

@@ -8,6 +8,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCellActivities } from '../../activities/index.ts';
+import { evaluationGate } from '../../activities/gate.ts';
 import { metrics } from '../../activities/metrics.ts';
 import { claimSweep, linkCells } from '../../db/queries.ts';
 import type { Engine } from '../../engine/types.ts';
@@ -65,7 +66,7 @@ function attempt(workflowId: string, attemptNumber: number) {
 
 describe('evaluateCell', () => {
   it('a retry of the activity that stored the cell counts it as computed; another sweep reuses it', async () => {
-    const acts = createCellActivities({ db: t.db, metrics, workerName: 'w', host: 'h', outageToleranceMs: 5_000, engine, engineVersion: 'e', executionProvider: 'cpu', maxCells: 10 });
+    const acts = createCellActivities({ db: t.db, metrics, workerName: 'w', host: 'h', outageToleranceMs: 5_000, engine, engineVersion: 'e', executionProvider: 'cpu', maxCells: 10, gate: evaluationGate(1) });
     for (const sweep of ['sweep-a', 'sweep-b']) {
       await claimSweep(t.db, { name: sweep, workflowId: sweep, spec: {} });
       await linkCells(t.db, sweep, [{ ...cell, task: 'sst2' }]);
