@@ -3,7 +3,7 @@
  * upsert by key: a retried or duplicated activity never duplicates rows, and a done cell is never
  * overwritten. Works on both drivers (node-postgres and PGlite). Columns of the views: db/README.md.
  */
-import { and, asc, eq, gt, inArray, ne, or, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, ne, notInArray, or, sql } from 'drizzle-orm';
 import type { CellOutcome, ExampleOutcome, Split } from '../engine/types.ts';
 import type { Db } from './client.ts';
 import { chunks, KEY_CHUNK } from './client.ts';
@@ -330,9 +330,9 @@ export type SaveOutcome = 'stored' | 'duplicate' | 'conflict';
 
 /**
  * Stores a finished cell, its examples and its demonstration draw (the shots and seed it actually
- * used) in one transaction, unless the cell is done already: a done cell is never overwritten. A
- * second completion is compared with the stored one (accuracy, accuracy_norm, n, every prediction);
- * when anything differs it is kept in cell_conflicts.
+ * used) in one transaction (two statements for up to 1,000 examples), unless the cell is done
+ * already: a done cell is never overwritten. A second completion is compared with the stored one
+ * (accuracy, accuracy_norm, n, every prediction); when anything differs it is kept in cell_conflicts.
  */
 export async function saveCellResult(db: Db, input: CellResultInput): Promise<SaveOutcome> {
   const { outcome } = input;
@@ -366,26 +366,55 @@ export async function saveCellResult(db: Db, input: CellResultInput): Promise<Sa
       .onConflictDoUpdate({ target: cells.key, set: { ...values, updatedAt: sql`now()` }, setWhere: ne(cells.status, 'done') })
       .returning({ key: cells.key });
     if (written.length === 0) return recordSecondCompletion(tx as unknown as Db, input, rows);
-    if (input.datasetFingerprint) {
-      const { sample } = outcome;
-      await tx
-        .insert(demonstrationDraws)
-        .values({
-          datasetFingerprint: input.datasetFingerprint,
-          split: input.split,
-          shots: sample.shots,
-          seed: sample.seed,
-          demonstrationSplit: sample.demonstrations.split,
-          rows: sample.demonstrations.rows,
-          labels: sample.demonstrations.labels,
-          examplesSplit: sample.examplesSplit,
-        })
-        .onConflictDoNothing();
-    }
-    await tx.delete(examples).where(eq(examples.cellKey, input.key));
-    for (const part of chunks(rows, EXAMPLE_CHUNK)) await tx.insert(examples).values(part);
+    await saveExamples(tx as unknown as Db, input, rows);
     return 'stored';
   });
+}
+
+/**
+ * The examples of a cell just stored, in place of any it had, and its demonstration draw: one statement
+ * per EXAMPLE_CHUNK examples, the first of which also stores the draw and deletes the rows it does not
+ * write (the later chunks' rows it deletes are inserted again by them).
+ */
+async function saveExamples(db: Db, input: CellResultInput, rows: (typeof examples.$inferInsert)[]): Promise<void> {
+  const { sample } = input.outcome;
+  const draw = input.datasetFingerprint
+    ? [
+        db.$with('draw').as(
+          db
+            .insert(demonstrationDraws)
+            .values({
+              datasetFingerprint: input.datasetFingerprint,
+              split: input.split,
+              shots: sample.shots,
+              seed: sample.seed,
+              demonstrationSplit: sample.demonstrations.split,
+              rows: sample.demonstrations.rows,
+              labels: sample.demonstrations.labels,
+              examplesSplit: sample.examplesSplit,
+            })
+            .onConflictDoNothing()
+            .returning({ seed: demonstrationDraws.seed }),
+        ),
+      ]
+    : [];
+  const [first = [], ...rest] = chunks(rows, EXAMPLE_CHUNK);
+  const keep = first.map((r) => r.idx);
+  const stale = db.$with('stale').as(
+    db
+      .delete(examples)
+      .where(and(eq(examples.cellKey, input.key), keep.length > 0 ? notInArray(examples.idx, keep) : undefined))
+      .returning({ idx: examples.idx }),
+  );
+  if (first.length === 0) await db.with(...draw, stale).select({ idx: stale.idx }).from(stale);
+  else {
+    await db
+      .with(...draw, stale)
+      .insert(examples)
+      .values(first)
+      .onConflictDoUpdate({ target: [examples.cellKey, examples.idx], set: { label: sql`excluded.label`, prediction: sql`excluded.prediction`, scores: sql`excluded.scores` } });
+  }
+  for (const part of rest) await db.insert(examples).values(part);
 }
 
 /** A done cell completed again: nothing to do when the numbers agree, else a conflict record. */

@@ -116,6 +116,16 @@ describe('saveCellResult', () => {
     expect(await cellExamples(db, 'c-dup')).toEqual(o.examples);
   });
 
+  it('replaces whatever examples a cell not yet done had, over several statements for many examples', async () => {
+    await markCellRunning(db, { key: 'c-many', ...coords, worker: 'w' });
+    // Rows a done cell never leaves behind, written by hand: the save must not keep them.
+    await db.execute(sql`insert into examples (cell_key, idx, label, prediction, scores) values ('c-many', 5, 1, 1, '{0}'), ('c-many', 999999, 1, 1, '{0}'), ('c-many', 1500, 0, 0, '{0}')`);
+    const o = outcome(2345, 2000);
+    expect(await saveCellResult(db, { key: 'c-many', ...coords, outcome: o, worker: 'w', ...times })).toBe('stored');
+    expect(await cellExamples(db, 'c-many')).toEqual(o.examples);
+    expect(await cellDemonstrationsOf(db, 'c-many')).toMatchObject({ shots: 4, seed: 7, demonstrationRows: [5, 2, 9, 0] });
+  });
+
   it('the same result saved again writes nothing (duplicate)', async () => {
     const before = await cellByKey(db, 'c-dup');
     expect(await saveCellResult(db, { key: 'c-dup', ...coords, ...provenance, worker: 'w9', attempt: 3, outcome: outcome(50, 30), ...times })).toBe('duplicate');
