@@ -1,7 +1,7 @@
 /**
  * Where a sweep's wall time goes before its first cell computes and after its last one: the sweep
- * workflow's history (workflow start, the prepare and linkCells activities, the first cell workflow,
- * progress records, completion) against the engine's first evaluation start and last evaluation end,
+ * workflow's history (workflow start, its workflow tasks, the prepare and linkCells activities, the
+ * first cell workflow, progress records, completion) against the engine's first evaluation start and last evaluation end,
  * all in seconds from the client's start call. For bench/grid-sweep.ts.
  */
 import type { temporal } from '@temporalio/proto';
@@ -39,6 +39,8 @@ export function sweepTimeline(history: History, marks: TimelineMarks): [string, 
     const completed = e.activityTaskCompletedEventAttributes;
     if (completed) at(`${activityOf.get(String(completed.scheduledEventId))} completed`, millis(e));
     if (e.workflowExecutionStartedEventAttributes) at('workflow started', millis(e));
+    if (e.workflowTaskStartedEventAttributes) at('workflow task started', millis(e));
+    if (e.workflowTaskCompletedEventAttributes) at('workflow task completed', millis(e));
     if (e.workflowExecutionCompletedEventAttributes) at('workflow completed', millis(e));
   }
   const firstChild = events.find((e) => e.startChildWorkflowExecutionInitiatedEventAttributes);
