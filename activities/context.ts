@@ -2,8 +2,8 @@
  * What the activities of one worker process share: the results database, the metrics recorders,
  * this worker's name and machine, and how long database work waits out an outage; on a worker that
  * runs cells, also the engine (models kept loaded, decomposition cache), its execution provider,
- * the largest grid it prepares and the gate that bounds its evaluations at once. Built once per worker (worker/create.ts) and injected, so tests can
- * hand in their own.
+ * the largest grid it prepares and the gate that bounds its evaluations at once. Built once per
+ * worker (worker/create.ts) and injected, so tests can hand in their own.
  */
 import type { Engine } from '../engine/types.ts';
 import type { Db } from '../db/client.ts';

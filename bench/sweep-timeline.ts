@@ -1,8 +1,8 @@
 /**
  * Where a sweep's wall time goes before its first cell computes and after its last one: the sweep
  * workflow's history (workflow start, its workflow tasks, the prepare and linkCells activities, the
- * first cell workflow, progress records, completion) against the engine's first evaluation start and last evaluation end,
- * all in seconds from the client's start call. For bench/grid-sweep.ts.
+ * first cell workflow, progress records, completion) against the engine's first evaluation start and
+ * last evaluation end, all in seconds from the client's start call. For bench/grid-sweep.ts.
  */
 import type { temporal } from '@temporalio/proto';
 

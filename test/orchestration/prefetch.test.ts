@@ -5,8 +5,8 @@
  * - concurrency 1, prefetch 1: two cells are claimed by the worker at once, yet evaluations never
  *   overlap; a claimed cell is not "running" in the database before its evaluation starts; every cell
  *   is stored once;
- * - cancelling the sweep while a cell waits at the gate ends that cell as cancelled at once, its
- *   evaluation never started;
+ * - a cell waiting at the gate longer than the heartbeat timeout stays claimed (it heartbeats);
+ *   cancelling the sweep then ends it as cancelled at once, its evaluation never started;
  * - stopping the worker while a cell waits hands that cell back at once (another worker computes it
  *   long before the stopping worker's grace time is out); no cell lost or duplicated.
  */
@@ -160,7 +160,7 @@ describe('concurrency 1, prefetch 1', () => {
 });
 
 describe('a cell waiting at the gate', () => {
-  it('ends as cancelled at once when the sweep is cancelled, without an evaluation', async () => {
+  it('heartbeats, and ends as cancelled at once when the sweep is cancelled, without an evaluation', async () => {
     const taskQueue = `${suite.taskQueue}-cancel`;
     const worker = `worker-${taskQueue}`;
     // The running cell's engine does not stop when cancelled: its slot stays taken until release().
@@ -169,6 +169,12 @@ describe('a cell waiting at the gate', () => {
     const sweepId = `${taskQueue}-sweep`;
     const handle = await suite.client.workflow.start('sweep', { taskQueue, workflowId: sweepId, args: [spec('prefetch-cancel', 2, { maxInFlight: 2 })] });
     const waiting = await oneWaiting(sweepId, 'prefetch-cancel', worker, evaluations);
+    // Longer than the heartbeat timeout (2 s): a waiting cell heartbeats, so it stays claimed, on its first attempt.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const pending = (await suite.client.workflow.getHandle(cellWorkflowId(sweepId, waiting)).describe()).raw.pendingActivities ?? [];
+    expect(pending.map((a) => ({ state: a.state, attempt: a.attempt, worker: a.lastWorkerIdentity }))).toEqual([
+      { state: temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED, attempt: 1, worker },
+    ]);
     const cancelledAt = Date.now();
     await handle.cancel();
     const cell = suite.client.workflow.getHandle(cellWorkflowId(sweepId, waiting));
