@@ -22,8 +22,6 @@ export interface EvaluationGate {
   enter(signal: AbortSignal): Promise<() => void>;
   /** Turns away every waiting cell and every later one. */
   close(): void;
-  /** Cells waiting for a slot. */
-  readonly waiting: number;
 }
 
 interface Waiter {
@@ -84,9 +82,6 @@ export function evaluationGate(slots: number): EvaluationGate {
     close() {
       closed = true;
       for (const w of waiters.splice(0)) w.turnAway(new GateClosedError());
-    },
-    get waiting() {
-      return waiters.length;
     },
   };
 }
