@@ -12,21 +12,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { connectTemporal } from '../cli/client.ts';
-import type { LoadModelFn } from '../engine/evaluate.ts';
-import type { CellOutcome, CellRequest, Engine, EngineOptions, EvaluateOptions } from '../engine/types.ts';
+import { createThreadedEngine } from '../engine/thread.ts';
+import type { CellOutcome, CellRequest, Engine, EvaluateOptions } from '../engine/types.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
 import { workerConfigFromEnv } from '../worker/config.ts';
 import { createSweepWorker } from '../worker/create.ts';
 import type { SweepResult } from '../workflows/sweep.ts';
 import type { GridCell } from './grid.ts';
-import type { StatsRecorder } from './grid-stats.ts';
+import type { GridEngineOptions, OutcomeWithStats } from './grid-engine.ts';
 import { startAndFinish, sweepTimeline } from './sweep-timeline.ts';
 import { createTestDatabase } from '../test/support/database.ts';
 
 interface SweepBench {
-  mods: { createEngine(o: EngineOptions & { loadModel?: LoadModelFn }): Engine; ENGINE_VERSION: string };
-  engineOpts: EngineOptions & { loadModel?: LoadModelFn };
-  recorder: StatsRecorder;
+  engineOpts: GridEngineOptions;
+  engineVersion: string;
   modelDir: string;
   grid: { module: ModuleName; layer: number; ratio: number }[];
   opts: Record<string, string | boolean | undefined>;
@@ -41,7 +40,7 @@ interface TimedEngine extends Engine {
 }
 
 /** The engine with every call timed (`busy`: the union of the calls' spans); each evaluated cell is recorded. */
-function timedEngine(engine: Engine, recorder: StatsRecorder, cells: GridCell[]): TimedEngine {
+function timedEngine(engine: Engine, cells: GridCell[]): TimedEngine {
   let running = 0;
   let since = 0;
   const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
@@ -61,11 +60,10 @@ function timedEngine(engine: Engine, recorder: StatsRecorder, cells: GridCell[])
     checkCells: timed(engine.checkCells.bind(engine)),
     close: engine.close.bind(engine),
     evaluate: timed(async (request: CellRequest, options?: EvaluateOptions): Promise<CellOutcome> => {
-      const from = recorder.cells.length;
       wrapped.firstEvaluation ||= Date.now();
       try {
-        const outcome = await engine.evaluate(request, options);
-        cells.push({ module: request.module, layer: request.layer, ratio: request.ratio, outcome, stats: recorder.since(from) });
+        const { stats, ...outcome } = (await engine.evaluate(request, options)) as OutcomeWithStats;
+        cells.push({ module: request.module, layer: request.layer, ratio: request.ratio, outcome, stats });
         return outcome;
       } finally {
         wrapped.lastEvaluation = Date.now();
@@ -87,14 +85,15 @@ export async function runSweep(b: SweepBench): Promise<{ cells: GridCell[]; wall
     cleanup.push(close);
 
     const cells: GridCell[] = [];
-    const engine = timedEngine(b.mods.createEngine(b.engineOpts), b.recorder, cells);
+    // on the engine thread, as a worker's engine runs
+    const engine = timedEngine(createThreadedEngine(b.engineOpts, new URL('./grid-engine.ts', import.meta.url)), cells);
     cleanup.push(() => engine.close());
     const base = workerConfigFromEnv();
     const cacheDir = mkdtempSync(join(tmpdir(), 'bench-grid-sweep-'));
     cleanup.push(async () => rmSync(cacheDir, { recursive: true, force: true }));
     const worker = await createSweepWorker(
       { ...base, databaseUrl: dbUrl, taskQueue: name, concurrency: 1, metricsPort: undefined, cacheDir, shutdownGraceSeconds: 5, workerName: name },
-      { engine, engineVersion: b.mods.ENGINE_VERSION, db },
+      { engine, engineVersion: b.engineVersion, db },
     );
     const running = worker.run();
     cleanup.push(async () => {

@@ -19,10 +19,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { LoadModelFn } from '../engine/evaluate.ts';
-import type { CellOutcome, CellRequest, Engine, EngineOptions, ModelInfo } from '../engine/types.ts';
+import type { CellOutcome, CellRequest, ModelInfo } from '../engine/types.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
-import { type CellStats, StatsRecorder } from './grid-stats.ts';
+import { createEngine, engineVersionOf, type GridEngineOptions, type OutcomeWithStats } from './grid-engine.ts';
+import type { CellStats } from './grid-stats.ts';
 import { runSweep } from './grid-sweep.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -64,13 +64,6 @@ async function modelDir(): Promise<string> {
     return prepareSmolLM2(resolve('data/models'));
   }
   return dir;
-}
-
-/** Another checkout's engine (its createEngine and loadModel), or this one's. */
-async function engineModules(root: string) {
-  const engine = (await import(join(root, 'engine/index.ts'))) as { createEngine(o: EngineOptions & { loadModel?: LoadModelFn; batchSize?: number }): Engine; ENGINE_VERSION: string };
-  const model = (await import(join(root, 'engine/model/index.ts'))) as { loadModel: LoadModelFn };
-  return { ...engine, loadModel: model.loadModel };
 }
 
 /** The grid in the order a sweep runs it: the unpruned cell once, then module, layer, ratio. */
@@ -139,24 +132,23 @@ function printCells(cells: GridCell[]): void {
 
 async function main(): Promise<void> {
   const root = opts.engine ? resolve(opts.engine) : ROOT;
-  const mods = await engineModules(root);
+  const engineVersion = await engineVersionOf(root);
   const dir = await modelDir();
   const cacheDir = mkdtempSync(join(tmpdir(), 'bench-grid-'));
-  const recorder = new StatsRecorder();
-  const baseLoad: LoadModelFn = opts['no-slices'] ? (d, o) => mods.loadModel(d, { ...o, layerSlices: false } as Parameters<LoadModelFn>[1]) : mods.loadModel;
-  const engineOpts = {
+  const engineOpts: GridEngineOptions = {
+    root,
+    noSlices: opts['no-slices'] === true,
     executionProvider: 'cpu' as const,
     cacheDir,
     maxModels: 1,
     decompositionCacheBytes: 2 ** 31,
     threads: opts.threads ? Number(opts.threads) : undefined,
     batchSize: opts.batch ? Number(opts.batch) : undefined, // else each engine's own default
-    loadModel: recorder.wrap(baseLoad),
   };
-  const label = `${opts.engine ? `engine of ${root}` : 'this checkout'} (engine ${mods.ENGINE_VERSION})${opts['no-slices'] ? ', layer slices off' : ''}`;
+  const label = `${opts.engine ? `engine of ${root}` : 'this checkout'} (engine ${engineVersion})${opts['no-slices'] ? ', layer slices off' : ''}`;
   console.log(`bench:grid ${label}; model ${dir}; ${opts.recipe} ${opts.split}, ${opts.shots} shots, ${opts['per-class']} per class; load average ${load()}`);
   try {
-    const engine = mods.createEngine(engineOpts);
+    const engine = await createEngine(engineOpts);
     const modelSpec = { name: 'model', path: dir };
     const info = await engine.describeModel(modelSpec);
     const grid = gridOf(info);
@@ -165,7 +157,7 @@ async function main(): Promise<void> {
     let extra: Record<string, number | string> = {};
     if (opts.sweep) {
       await engine.close();
-      ({ cells, wall, extra } = await runSweep({ mods, engineOpts, recorder, modelDir: dir, grid, opts: opts as Record<string, string | boolean | undefined> }));
+      ({ cells, wall, extra } = await runSweep({ engineOpts, engineVersion, modelDir: dir, grid, opts: opts as Record<string, string | boolean | undefined> }));
     } else {
       const t0 = performance.now();
       cells = [];
@@ -179,9 +171,8 @@ async function main(): Promise<void> {
           sizes: { testPerClass: Number(opts['per-class']), validationPerClass: Number(opts['per-class']) },
           scoring: { multipleChoice: 'loglik', svd: 'exact' },
         };
-        const from = recorder.cells.length;
-        const outcome = await engine.evaluate(request);
-        cells.push({ ...point, outcome, stats: recorder.since(from) });
+        const { stats, ...outcome } = (await engine.evaluate(request)) as OutcomeWithStats;
+        cells.push({ ...point, outcome, stats });
         process.stdout.write('.');
       }
       wall = (performance.now() - t0) / 1000;

@@ -16,6 +16,7 @@ export { locateModel, hubCacheDir, type ModelLocation } from './hub.ts';
 export { examplePrompt, type ExamplePrompt, type PromptRequest } from './prompts.ts';
 export { taskRegistry, taskDirsFromEnv, describeTaskNames, TASK_DIRS_ENV } from './tasks/registry.ts';
 export type { EngineTuning } from './evaluate.ts';
+export { createThreadedEngine } from './thread.ts';
 
 /**
  * Part of every cell key: bump it whenever a cell's result could change for the same inputs

@@ -106,7 +106,7 @@ export async function createSweepWorker(config: WorkerConfig, deps: WorkerDeps =
       const mod = await import('../engine/index.ts');
       engineVersion ??= mod.ENGINE_VERSION;
       if (runsCells && !engine) {
-        const created = mod.createEngine(engineOptions(config, metrics));
+        const created = mod.createThreadedEngine(engineOptions(config, metrics));
         engine = created;
         owned.push(() => created.close());
       }
