@@ -40,7 +40,8 @@ interface Call {
 }
 
 /**
- * An engine whose work runs on a worker thread (started on the first call, again after one that stopped).
+ * An engine whose work runs on a worker thread, started at once (so it is ready, its modules loaded, when the
+ * first cell comes) and again on the call after one that stopped.
  * `engineModule`: the module whose createEngine(options) makes it there (default: this folder's index.ts);
  * the options must be plain data besides onModelLoad.
  */
@@ -48,7 +49,6 @@ export function createThreadedEngine<O extends EngineOptions>(opts: O, engineMod
   const { onModelLoad, ...options } = opts;
   const calls = new Map<number, Call>();
   let nextId = 0;
-  let thread: Worker | null = null;
 
   const start = (): Worker => {
     const w = new Worker(new URL('./thread-boot.mjs', import.meta.url), { workerData: { options, engineModule: engineModule?.href } satisfies ThreadData });
@@ -81,6 +81,8 @@ export function createThreadedEngine<O extends EngineOptions>(opts: O, engineMod
     if (m.kind === 'result') c.resolve(m.value);
     else c.reject(revive(m.error));
   };
+  let thread: Worker | null = start();
+  thread.unref();
   const call = <T>(method: Method, arg: unknown, options: EvaluateOptions = {}): Promise<T> => {
     const w = (thread ??= start());
     const id = nextId++;
