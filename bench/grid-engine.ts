@@ -37,12 +37,12 @@ export async function createEngine(opts: GridEngineOptions): Promise<Engine> {
   const recorder = new StatsRecorder();
   const load: LoadModelFn = noSlices ? (d, o) => loadModel(d, { ...o, layerSlices: false } as Parameters<LoadModelFn>[1]) : loadModel;
   const engine = mods.createEngine({ ...options, loadModel: recorder.wrap(load) });
+  // called through, not bound: an older checkout's engine may lack a method the grid never calls
   return {
-    ...engine,
-    describeModel: engine.describeModel.bind(engine),
-    describeDataset: engine.describeDataset.bind(engine),
-    checkCells: engine.checkCells.bind(engine),
-    close: engine.close.bind(engine),
+    describeModel: (model) => engine.describeModel(model),
+    describeDataset: (dataset) => engine.describeDataset(dataset),
+    checkCells: (check) => engine.checkCells(check),
+    close: () => engine.close(),
     async evaluate(request, options): Promise<OutcomeWithStats> {
       const from = recorder.cells.length;
       const outcome = await engine.evaluate(request, options);
