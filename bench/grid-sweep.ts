@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { connectTemporal } from '../cli/client.ts';
+import { BusyClock } from '../engine/model/edits.ts';
 import { createThreadedEngine } from '../engine/thread.ts';
 import type { CellOutcome, CellRequest, Engine, EvaluateOptions } from '../engine/types.ts';
 import type { ModuleName } from '../engine/vocabulary.ts';
@@ -41,18 +42,12 @@ interface TimedEngine extends Engine {
 
 /** The engine with every call timed (`busy`: the union of the calls' spans); each evaluated cell is recorded. */
 function timedEngine(engine: Engine, cells: GridCell[]): TimedEngine {
-  let running = 0;
-  let since = 0;
-  const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
-    if (running++ === 0) since = performance.now();
-    try {
-      return await fn(...a);
-    } finally {
-      if (--running === 0) wrapped.busy += (performance.now() - since) / 1000;
-    }
-  };
+  const clock = new BusyClock();
+  const timed = <A extends unknown[], R>(fn: (...a: A) => Promise<R>) => (...a: A): Promise<R> => clock.time(() => fn(...a));
   const wrapped = {
-    busy: 0,
+    get busy() {
+      return clock.seconds;
+    },
     firstEvaluation: 0,
     lastEvaluation: 0,
     describeModel: timed(engine.describeModel.bind(engine)),
