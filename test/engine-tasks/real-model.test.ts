@@ -5,15 +5,14 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, EngineInputError, type CellOutcome, type CellRequest } from '../../engine/index.ts';
 import { tokenizeCell, verbalizerTokenIds, type IclEngine } from '../../engine/evaluate.ts';
 import { loadModel } from '../../engine/model/index.ts';
 import { BUILTIN_DEFINITIONS } from '../../engine/tasks/registry.ts';
+import { DATA, fixtureModel, MODELS, sst2Cell } from '../support/fixture-models.ts';
 
-const MODELS = resolve(import.meta.dirname, '../fixtures/models');
-const DATA = resolve(import.meta.dirname, '../fixtures/datasets');
 const cacheDir = mkdtempSync(join(tmpdir(), 'engine-real-'));
 const engine = createEngine({ executionProvider: 'cpu', cacheDir, maxModels: 3, decompositionCacheBytes: 1 << 26, threads: 1 }) as IclEngine;
 afterAll(async () => {
@@ -22,19 +21,8 @@ afterAll(async () => {
 });
 
 const FAMILIES = ['gpt2', 'llama', 'gpt_neox'] as const;
-const model = (f: string) => ({ name: f, path: join(MODELS, f) });
+const model = fixtureModel;
 
-const sst2Cell = (family: string): CellRequest => ({
-  model: model(family),
-  dataset: { name: 'sst2', path: join(DATA, 'sst2'), task: 'sst2' },
-  module: 'mlp',
-  layer: 1,
-  ratio: 0.5,
-  split: 'test',
-  shots: 4,
-  sizes: { testPerClass: 4 },
-  scoring: { multipleChoice: 'loglik', svd: 'exact' },
-});
 const copaCell = (family: string): CellRequest => ({
   ...sst2Cell(family),
   dataset: { name: 'copa', path: join(DATA, 'copa'), task: 'copa' },

@@ -6,12 +6,11 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, createThreadedEngine, EngineInputError, type CellRequest, type EngineOptions } from '../../engine/index.ts';
+import { MODELS, sst2Cell } from '../support/fixture-models.ts';
 
-const MODELS = resolve(import.meta.dirname, '../fixtures/models');
-const DATA = resolve(import.meta.dirname, '../fixtures/datasets');
 const cacheDir = mkdtempSync(join(tmpdir(), 'engine-thread-'));
 const loads: string[] = [];
 const options: EngineOptions = { executionProvider: 'cpu', cacheDir, maxModels: 2, decompositionCacheBytes: 1 << 26, threads: 1 };
@@ -21,18 +20,7 @@ afterAll(async () => {
   rmSync(cacheDir, { recursive: true, force: true });
 });
 
-const cell = (over: Partial<CellRequest> = {}): CellRequest => ({
-  model: { name: 'llama', path: join(MODELS, 'llama') },
-  dataset: { name: 'sst2', path: join(DATA, 'sst2'), task: 'sst2' },
-  module: 'mlp',
-  layer: 1,
-  ratio: 0.5,
-  split: 'test',
-  shots: 4,
-  sizes: { testPerClass: 8 },
-  scoring: { multipleChoice: 'loglik', svd: 'exact' },
-  ...over,
-});
+const cell = (over: Partial<CellRequest> = {}): CellRequest => ({ ...sst2Cell('llama'), sizes: { testPerClass: 8 }, ...over });
 
 describe('the threaded engine', () => {
   it('gives the outcome of the engine in this thread, reports progress and the model load', async () => {
