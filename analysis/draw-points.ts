@@ -9,17 +9,9 @@ import { table } from './report.ts';
 import { quantile } from './stats.ts';
 import type { SurfaceSourceRow } from './surface.ts';
 
-/** A cell_results row (the columns this reads). */
-export interface DrawCellRow {
-  model: string;
-  dataset: string;
-  module: string;
-  layer: number;
-  ratio: number;
-  split: string;
-  accuracy: number | null;
+/** A cell_results row (the columns this reads): a surface's row with its n and draw seed. */
+export interface DrawCellRow extends Omit<SurfaceSourceRow, 'n' | 'sd' | 'draws'> {
   n: number | null;
-  status: string;
   seed?: number | null;
 }
 
