@@ -49,6 +49,7 @@ export function createThreadedEngine<O extends EngineOptions>(opts: O, engineMod
   const { onModelLoad, ...options } = opts;
   const calls = new Map<number, Call>();
   let nextId = 0;
+  let thread: Worker | null = null;
 
   const start = (): Worker => {
     const w = new Worker(new URL('./thread-boot.mjs', import.meta.url), { workerData: { options, engineModule: engineModule?.href } satisfies ThreadData });
@@ -81,7 +82,7 @@ export function createThreadedEngine<O extends EngineOptions>(opts: O, engineMod
     if (m.kind === 'result') c.resolve(m.value);
     else c.reject(revive(m.error));
   };
-  let thread: Worker | null = start();
+  thread = start();
   thread.unref();
   const call = <T>(method: Method, arg: unknown, options: EvaluateOptions = {}): Promise<T> => {
     const w = (thread ??= start());
